@@ -1,0 +1,5 @@
+"""Kedro datasets of the project."""
+
+from fruits_kedro.datasets.spark_ml_model_dataset import SparkMLModelDataset
+
+__all__ = ["SparkMLModelDataset"]

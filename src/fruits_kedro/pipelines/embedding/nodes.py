@@ -1,0 +1,112 @@
+"""Nodes of the embedding pipeline: ship the model once, embed in Arrow batches, reconcile."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
+
+from fruits_kedro.model.engines import ModelArtifact, export_artifact, get_engine
+from fruits_kedro.model.imaging import decode_image
+from fruits_kedro.model.mobilenet import load_weights
+from fruits_kedro.pipelines.preprocessing.nodes import usable
+from fruits_kedro.spark_utils import spread
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    import pandas as pd
+    from pyspark.broadcast import Broadcast
+    from pyspark.sql import DataFrame
+
+logger = logging.getLogger(__name__)
+
+ID_COLUMNS = ["image_id", "path", "label", "split"]
+
+
+def load_model(image: dict[str, Any], params: dict[str, Any]) -> ModelArtifact:
+    """Load the weights once on the driver and export them for the chosen engine.
+
+    Args:
+        image: ``input_size`` of the model.
+        params: ``weights`` (``imagenet`` or a weights file, local or remote),
+            ``engine``, ``threads_per_worker`` and ``batch_size``.
+    """
+    size = int(image["input_size"])
+    logger.info("loading MobileNetV2 weights from %s (%d px)", params["weights"], size)
+    weights = load_weights(str(params["weights"]), size)
+    artifact = export_artifact(
+        weights,
+        params["engine"],
+        size,
+        int(params["threads_per_worker"]),
+        int(params["batch_size"]),
+    )
+    logger.info("model ready for the %s engine (%s)", artifact.engine, artifact.fingerprint[:12])
+    return artifact
+
+
+def embed_partition(
+    batches: Iterable[pd.DataFrame], artifact: Broadcast[ModelArtifact], resample: str
+) -> Iterator[pd.DataFrame]:
+    """Embed the Arrow batches of one partition with this worker's cached engine."""
+    engine = get_engine(artifact.value)
+    size = artifact.value.input_size
+    for batch in batches:
+        pixels = np.stack([decode_image(c, size, resample) for c in batch["content"]])
+        features = engine(pixels)
+        out = batch[ID_COLUMNS].copy()
+        out["features"] = list(features)
+        yield out
+
+
+def embed_images(
+    preprocessed_images: DataFrame,
+    model: ModelArtifact,
+    image: dict[str, Any],
+    params: dict[str, Any],
+) -> DataFrame:
+    """1280 MobileNetV2 features per usable image, computed on the executors.
+
+    The model artifact is broadcast once; each Python worker builds its engine once
+    and reuses it for all its Arrow batches.
+    """
+    spark = preprocessed_images.sparkSession
+    shipped = spark.sparkContext.broadcast(model)
+    resample = str(image["resample"])
+    schema = StructType(
+        [
+            *(preprocessed_images.schema[c] for c in ID_COLUMNS),
+            StructField("features", ArrayType(FloatType(), containsNull=False), nullable=False),
+        ]
+    )
+    images = usable(preprocessed_images).select(*ID_COLUMNS, "content")
+    images = spread(images, params["partitions"], params["partitions_per_core"])
+    return images.mapInPandas(lambda batches: embed_partition(batches, shipped, resample), schema)
+
+
+def reconcile_counts(
+    ingested_images: DataFrame, image_embeddings: DataFrame, image_quarantine: DataFrame
+) -> dict[str, int]:
+    """Account for every input: read = embedded + quarantined, or the run fails.
+
+    Raises:
+        ValueError: Some images were neither embedded nor quarantined (or twice).
+    """
+    counts = {
+        "read": ingested_images.count(),
+        "embedded": image_embeddings.count(),
+        "quarantined": image_quarantine.count(),
+    }
+    logger.info("images: %s", counts)
+    if counts["read"] != counts["embedded"] + counts["quarantined"]:
+        raise ValueError(
+            f"images unaccounted for: read {counts['read']} != embedded {counts['embedded']}"
+            f" + quarantined {counts['quarantined']}"
+        )
+    dims = image_embeddings.select(F.size("features").alias("n")).distinct().collect()
+    counts["feature_dim"] = dims[0]["n"] if dims else 0
+    return counts

@@ -1,0 +1,22 @@
+"""Reduction pipeline: ``image_embeddings`` -> PCA model, features (Parquet, CSV), variance."""
+
+from kedro.pipeline import Pipeline, node
+
+from fruits_kedro.pipelines.reduction.nodes import fit_pca, plot_variance, project, to_csv_rows
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Fit PCA, project every image and report the explained variance."""
+    return Pipeline(
+        [
+            node(
+                fit_pca,
+                ["image_embeddings", "params:reduction"],
+                ["pca_model", "pca_variance"],
+                name="fit_pca",
+            ),
+            node(project, ["image_embeddings", "pca_model"], "pca_features", name="project_pca"),
+            node(to_csv_rows, "pca_features", "pca_features_csv", name="export_pca_csv"),
+            node(plot_variance, "pca_variance", "pca_variance_plot", name="plot_variance"),
+        ]
+    )

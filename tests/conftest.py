@@ -1,0 +1,107 @@
+"""Shared fixtures: one local Spark session, the shared Fruits-360 data and weights, test images."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pyspark.sql import SparkSession
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS_NAME = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+
+
+def shared_dir() -> Path:
+    """The shared folder of real images and weights: ``$FRUITS_SHARED`` or ``../shared``."""
+    return Path(os.environ.get("FRUITS_SHARED", PROJECT_ROOT.parent / "shared")).resolve()
+
+
+def _shared_path(relative: str) -> Path:
+    path = shared_dir() / relative
+    if not path.exists():
+        pytest.skip(f"needs {relative} of the shared folder (set FRUITS_SHARED); not found: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mini_dir() -> Path:
+    """The 72 real Fruits-360 images (8 classes)."""
+    return _shared_path("data/fruits-360-mini")
+
+
+@pytest.fixture(scope="session")
+def weights_file() -> Path:
+    """The genuine ImageNet MobileNetV2 (no top) weights."""
+    return _shared_path(f"models/{WEIGHTS_NAME}")
+
+
+@pytest.fixture(scope="session")
+def spark() -> SparkSession:
+    """One ``local[2]`` session for the whole test run."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("fruits-kedro-tests")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "16")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def jpeg_bytes(
+    color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (40, 30)
+) -> bytes:
+    """A small real JPEG made with Pillow."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def noisy_jpeg_bytes(seed: int, size: int = 64) -> bytes:
+    """A JPEG of random content, so that images differ from each other."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+BAD_FILES = {
+    "Test/Broken/empty.jpg": (b"", "empty file"),
+    "Test/Broken/truncated.jpg": (None, "truncated"),
+    "Training/Broken/notes.jpg": (b"these are notes, not a picture\n", "not an image"),
+    "Training/Broken/random.PNG": (bytes(range(256)) * 4, "not an image"),
+}
+
+
+def write_bad_files(root: Path) -> dict[str, str]:
+    """Write one file of each bad kind under ``root``; returns path -> expected reason word."""
+    expected = {}
+    for relative, (content, reason) in BAD_FILES.items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content if content is not None else noisy_jpeg_bytes(7)[:2000])
+        expected[relative] = reason
+    return expected
+
+
+def copy_project(target: Path) -> Path:
+    """A copy of the project's configuration at ``target`` (the package stays installed),
+    so that a run there writes its ``data/`` only there."""
+    (target / "src").mkdir(parents=True)
+    shutil.copytree(PROJECT_ROOT / "conf", target / "conf")
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(PROJECT_ROOT / name, target / name)
+    return target

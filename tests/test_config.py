@@ -1,0 +1,54 @@
+"""Configuration: each environment resolves every catalog entry where it should."""
+
+from __future__ import annotations
+
+import pytest
+from kedro.config import OmegaConfigLoader
+from kedro.io import DataCatalog
+
+from fruits_kedro import settings
+from tests.conftest import PROJECT_ROOT
+
+OUTPUTS = ["ingested_images", "preprocessed_images", "image_quarantine", "image_embeddings",
+           "pca_model", "pca_features", "pca_features_csv", "pca_variance", "pca_variance_plot",
+           "run_metrics"]
+
+
+def load(env: str, runtime_params: dict | None = None) -> OmegaConfigLoader:
+    return OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"),
+        env=env,
+        base_env="base",
+        default_run_env="local",
+        config_patterns=settings.CONFIG_LOADER_ARGS["config_patterns"],
+        runtime_params=runtime_params or {},
+    )
+
+
+def test_local_reads_data_raw_and_writes_under_data():
+    catalog = load("local")["catalog"]
+    assert catalog["raw_images"]["filepath"] == "data/01_raw"
+    assert all(catalog[name]["filepath"].startswith("data/0") for name in OUTPUTS)
+
+
+def test_runtime_params_point_the_run_at_other_images_and_weights():
+    loader = load("local", {"input_dir": "/photos", "weights": "/models/w.h5"})
+    assert loader["catalog"]["raw_images"]["filepath"] == "/photos"
+    assert loader["parameters"]["embedding"]["weights"] == "/models/w.h5"
+
+
+def test_emr_reads_and_writes_s3_in_the_eu():
+    loader = load("emr")
+    catalog = loader["catalog"]
+    assert catalog["raw_images"]["filepath"] == "s3://fruits-dataset-bucket/fruits-360"
+    for name in OUTPUTS:
+        assert catalog[name]["filepath"].startswith("s3://fruits-results-bucket/fruits-kedro/"), name
+    assert loader["parameters"]["embedding"]["weights"].startswith("s3://fruits-dataset-bucket/")
+    assert loader["spark"]["spark.hadoop.fs.s3a.endpoint.region"] == "eu-west-1"
+    assert "spark.master" not in loader["spark"]
+
+
+@pytest.mark.parametrize("env", ["local", "emr"])
+def test_catalog_builds(env):
+    catalog = DataCatalog.from_config(load(env)["catalog"])
+    assert set(OUTPUTS) | {"raw_images", "model_artifact"} <= set(catalog.keys())

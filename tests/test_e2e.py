@@ -1,0 +1,127 @@
+"""End to end: a real ``kedro run`` on real Fruits-360 images, real weights and bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pytest
+
+from tests.conftest import copy_project, write_bad_files
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = [pytest.mark.shared, pytest.mark.e2e]
+
+MINI_IMAGES, MINI_CLASSES = 72, 8
+
+
+def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    command = [sys.executable, "-m", "kedro", *args]
+    return subprocess.run(
+        command, cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+def read_csv_folder(folder: Path) -> pd.DataFrame:
+    parts = sorted(folder.glob("part-*.csv"))
+    assert parts, f"no CSV part in {folder}"
+    return pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, mini_dir, weights_file):
+    """One run of the default pipeline on the mini set plus one file of each bad kind."""
+    root = tmp_path_factory.mktemp("e2e")
+    images = root / "images"
+    shutil.copytree(mini_dir, images)
+    bad = write_bad_files(images)
+    project = copy_project(root / "project")
+
+    result = kedro(
+        project,
+        "run",
+        "--env=local",
+        "--params",
+        f"input_dir={images},weights={weights_file},reduction.k=50",
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return project / "data", bad, result
+
+
+def test_every_image_is_embedded_or_quarantined(finished_run):
+    data, bad, _ = finished_run
+    metrics = json.loads((data / "08_reporting/run_metrics.json").read_text())
+    assert metrics["images"] == {
+        "read": MINI_IMAGES + len(bad),
+        "embedded": MINI_IMAGES,
+        "quarantined": len(bad),
+        "feature_dim": 1280,
+    }
+    assert metrics["embedding_images_per_s"] > 0
+    assert {"label_images", "check_images", "embed_images", "fit_pca"} <= metrics[
+        "node_wall_time_s"
+    ].keys()
+    assert metrics["versions"]["pyspark"] == "4.0.2"
+    assert metrics["spark_conf"]["spark.sql.adaptive.enabled"].lower() == "true"
+    assert metrics["spark_conf"]["spark.serializer"].endswith("KryoSerializer")
+
+
+def test_quarantine_names_each_bad_file_and_why(finished_run):
+    data, bad, _ = finished_run
+    quarantine = read_csv_folder(data / "03_primary/image_quarantine.csv")
+    found = {
+        path.split("/images/", 1)[1]: reason
+        for path, reason in zip(quarantine["path"], quarantine["reason"], strict=True)
+    }
+    assert found.keys() == bad.keys()
+    for relative, word in bad.items():
+        assert word in found[relative]
+
+
+def test_embeddings_are_1280_floats_per_real_image(finished_run):
+    data, _, _ = finished_run
+    embeddings = pd.read_parquet(data / "04_feature/image_embeddings.parquet")
+    assert len(embeddings) == MINI_IMAGES
+    assert embeddings["features"].map(len).eq(1280).all()
+    assert embeddings["label"].nunique() == MINI_CLASSES
+    assert set(embeddings["split"]) == {"Training", "Test"}
+    assert embeddings["image_id"].is_unique
+    assert embeddings["features"].map(lambda f: f.std()).gt(0).all()  # no zero vectors
+
+
+def test_pca_outputs_agree(finished_run):
+    data, _, _ = finished_run
+    components = [f"pc_{i}" for i in range(1, 51)]
+    csv = read_csv_folder(data / "07_model_output/pca_features.csv")
+    assert list(csv.columns) == ["path", "label", "split", *components]
+    assert len(csv) == MINI_IMAGES
+    parquet = pd.read_parquet(data / "07_model_output/pca_features.parquet")
+    merged = parquet.merge(csv, on="path", suffixes=("", "_csv"))
+    assert len(merged) == MINI_IMAGES
+    assert (merged["pc_1"] - merged["pc_1_csv"]).abs().max() < 1e-4
+
+    variance = json.loads((data / "08_reporting/pca_variance.json").read_text())
+    assert variance["k"] == 50
+    assert 0.9 < variance["total_explained_variance"] <= 1.0
+    assert (data / "08_reporting/pca_variance.png").stat().st_size > 10_000
+    assert (data / "06_models/pca_model/stages").is_dir()
+
+
+def test_classes_separate_in_pca_space(finished_run):
+    """Real features: each image's nearest neighbour (PCA space) is mostly of its own class."""
+    data, _, _ = finished_run
+    features = pd.read_parquet(data / "07_model_output/pca_features.parquet")
+    matrix = features[[f"pc_{i}" for i in range(1, 51)]].to_numpy()
+    distances = ((matrix[:, None, :] - matrix[None, :, :]) ** 2).sum(-1)
+    distances[range(len(matrix)), range(len(matrix))] = float("inf")
+    nearest = features["label"].to_numpy()[distances.argmin(axis=1)]
+    assert (nearest == features["label"].to_numpy()).mean() > 0.9

@@ -1,0 +1,53 @@
+"""kedro-viz: the pipelines' graph builds without Spark, and shows every node."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import copy_project
+
+PIPELINE_NODES = {
+    "ingestion": {"label_images"},
+    "preprocessing": {"check_images", "quarantine_images"},
+    "embedding": {"load_model", "embed_images", "reconcile_counts"},
+    "reduction": {"fit_pca", "project_pca", "export_pca_csv", "plot_variance"},
+}
+
+
+def test_viz_build_shows_every_pipeline_and_node(tmp_path):
+    project = copy_project(tmp_path / "project")
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "kedro", "viz", "build"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "SparkSession" not in result.stdout + result.stderr
+    graph = json.loads((project / "build/api/main").read_text())
+    assert {p["id"] for p in graph["pipelines"]} == {"__default__", *PIPELINE_NODES}
+    tasks = [n for n in graph["nodes"] if n["type"] == "task"]
+    for pipeline, names in PIPELINE_NODES.items():
+        assert {n["name"] for n in tasks if pipeline in n["pipelines"]} == names
+    assert {n["name"] for n in tasks if "__default__" in n["pipelines"]} == set().union(
+        *PIPELINE_NODES.values()
+    )
+    datasets = {n["name"] for n in graph["nodes"] if n["type"] == "data"}
+    assert {
+        "raw_images",
+        "image_quarantine",
+        "image_embeddings",
+        "pca_features",
+        "pca_features_csv",
+        "pca_variance",
+        "pca_model",
+    } <= datasets

@@ -9,9 +9,18 @@ from kedro.io import DataCatalog
 from fruits_kedro import settings
 from tests.conftest import PROJECT_ROOT
 
-OUTPUTS = ["ingested_images", "preprocessed_images", "image_quarantine", "image_embeddings",
-           "pca_model", "pca_features", "pca_features_csv", "pca_variance", "pca_variance_plot",
-           "run_metrics"]
+OUTPUTS = [
+    "ingested_images",
+    "preprocessed_images",
+    "image_quarantine",
+    "image_embeddings",
+    "pca_model",
+    "pca_features",
+    "pca_features_csv",
+    "pca_variance",
+    "pca_variance_plot",
+    "run_metrics",
+]
 
 
 def load(env: str, runtime_params: dict | None = None) -> OmegaConfigLoader:
@@ -42,7 +51,9 @@ def test_emr_reads_and_writes_s3_in_the_eu():
     catalog = loader["catalog"]
     assert catalog["raw_images"]["filepath"] == "s3://fruits-dataset-bucket/fruits-360"
     for name in OUTPUTS:
-        assert catalog[name]["filepath"].startswith("s3://fruits-results-bucket/fruits-kedro/"), name
+        assert catalog[name]["filepath"].startswith("s3://fruits-results-bucket/fruits-kedro/"), (
+            name
+        )
     assert loader["parameters"]["embedding"]["weights"].startswith("s3://fruits-dataset-bucket/")
     assert loader["spark"]["spark.hadoop.fs.s3a.endpoint.region"] == "eu-west-1"
     assert "spark.master" not in loader["spark"]

@@ -9,9 +9,9 @@ FRUITS_SHARED ?=
 WEIGHTS_FILE = mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
 BIN = $(VENV)/bin
 export KEDRO_DISABLE_TELEMETRY = true
-export FRUITS_SHARED
 
 ifneq ($(strip $(FRUITS_SHARED)),)
+export FRUITS_SHARED
 RUN_PARAMS = --params "input_dir=$(abspath $(FRUITS_SHARED))/data/fruits-360-mini,weights=$(abspath $(FRUITS_SHARED))/models/$(WEIGHTS_FILE)"
 endif
 

@@ -19,11 +19,13 @@ WEIGHTS_NAME = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h
 
 def shared_dir() -> Path:
     """The shared folder of real images and weights: ``$FRUITS_SHARED`` or ``../shared``."""
-    return Path(os.environ.get("FRUITS_SHARED", PROJECT_ROOT.parent / "shared")).resolve()
+    return Path(os.environ.get("FRUITS_SHARED") or PROJECT_ROOT.parent / "shared").resolve()
 
 
 def _shared_path(relative: str) -> Path:
     path = shared_dir() / relative
+    if not path.exists() and os.environ.get("FRUITS_REQUIRE_SHARED"):
+        pytest.fail(f"FRUITS_REQUIRE_SHARED is set but {path} is missing")
     if not path.exists():
         pytest.skip(f"needs {relative} of the shared folder (set FRUITS_SHARED); not found: {path}")
     return path

@@ -1,0 +1,252 @@
+"""Embedding benchmark: the Spark stage against the single-process ceiling of the same engine.
+
+Runs the project's real pipelines (Kedro session, local Spark) in a scratch copy of the
+project, then, in the same process, the same engine alone on the same images, and plain
+Keras on a subset::
+
+    python -m fruits_kedro.benchmark [--input-dir DIR] [--weights FILE] [--engine E]
+
+The last line printed is one JSON object with ``pipeline_img_s``, ``ceiling_img_s``,
+``ratio``, ``keras_img_s`` and ``peak_rss_mb`` (largest Spark Python worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from fruits_kedro.model.engines import KERAS, export_artifact, get_engine
+from fruits_kedro.model.imaging import decode_image
+from fruits_kedro.model.mobilenet import load_weights
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+SPARK_WORKER_MARKS = (b"pyspark.daemon", b"pyspark.worker")
+
+
+def shared_folder() -> Path:
+    """The folder of shared images and weights: ``$FRUITS_SHARED`` or ``../shared``."""
+    return Path(os.environ.get("FRUITS_SHARED") or "../shared")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options; defaults read the shared sample and weights."""
+    parser = argparse.ArgumentParser(prog="python -m fruits_kedro.benchmark", description=__doc__)
+    parser.add_argument(
+        "--input-dir", type=Path, default=shared_folder() / "data/fruits-360-sample"
+    )
+    parser.add_argument("--weights", default=str(shared_folder() / "models" / WEIGHTS_NAME))
+    parser.add_argument("--engine", default=None, help="default: the project's parameter")
+    parser.add_argument("--input-size", type=int, default=224)
+    parser.add_argument(
+        "--params", default="", help="more Kedro params, e.g. embedding.batch_size=16"
+    )
+    parser.add_argument(
+        "--keras-images",
+        type=int,
+        default=256,
+        help="images for the plain-Keras reference (0 to skip)",
+    )
+    parser.add_argument("--project-dir", type=Path, default=Path.cwd())
+    return parser.parse_args(argv)
+
+
+def runtime_params(args: argparse.Namespace) -> dict[str, Any]:
+    """Kedro runtime parameters, dotted keys nested as ``kedro run --params`` does."""
+    flat: dict[str, Any] = {
+        "input_dir": str(args.input_dir.resolve()),
+        "weights": str(Path(args.weights).resolve()),
+        "image.input_size": args.input_size,
+    }
+    if args.engine:
+        flat["embedding.engine"] = args.engine
+    flat.update(item.split("=", 1) for item in args.params.split(",") if item)
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *groups, leaf = key.split(".")
+        target = nested
+        for group in groups:
+            target = target.setdefault(group, {})
+        target[leaf] = yaml.safe_load(value) if isinstance(value, str) else value
+    return nested
+
+
+def scratch_project(project: Path, target: Path) -> Path:
+    """A copy of the project's configuration, so that the run writes only under ``target``."""
+    (target / "src").mkdir(parents=True)
+    shutil.copytree(project / "conf", target / "conf")
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(project / name, target / name)
+    return target
+
+
+def run_pipelines(project: Path, params: dict[str, Any], names: list[str]) -> None:
+    """Run each named pipeline of the project in its own Kedro session."""
+    bootstrap_project(project)
+    for name in names:
+        session = KedroSession.create(project_path=project, env="local", runtime_params=params)
+        try:
+            session.run(pipeline_name=name)
+        finally:
+            session.close()
+
+
+class WorkerPeakRss:
+    """Largest peak RSS (``VmHWM``) of the Spark Python workers, polled from ``/proc``."""
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        self.peak_kb = 0
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> WorkerPeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self._interval):
+            for status in _spark_worker_status_files():
+                self.peak_kb = max(self.peak_kb, _vm_hwm_kb(status))
+
+
+def _spark_worker_status_files() -> Iterator[Path]:
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if any(mark in (proc / "cmdline").read_bytes() for mark in SPARK_WORKER_MARKS):
+                yield proc / "status"
+        except OSError:
+            continue
+
+
+def _vm_hwm_kb(status: Path) -> int:
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image below ``folder``, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def single_process_img_s(files: list[Path], artifact: Any, size: int, resample: str) -> float:
+    """Images/s of read + decode + resize + engine in this one process, all cores."""
+    engine = get_engine(artifact)
+    engine(np.zeros((1, size, size, 3), np.uint8))  # warm-up: allocation, kernels
+    start = time.perf_counter()
+    for i in range(0, len(files), artifact.batch_size):
+        chunk = files[i : i + artifact.batch_size]
+        engine(np.stack([decode_image(p.read_bytes(), size, resample) for p in chunk]))
+    return len(files) / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its JSON line."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = parse_args(argv)
+    files = image_files(args.input_dir)
+    if not files:
+        raise SystemExit(f"no image below {args.input_dir}: pass --input-dir")
+    params: dict[str, Any] = {
+        "input_dir": str(args.input_dir.resolve()),
+        "weights": str(Path(args.weights).resolve()),
+        "image.input_size": args.input_size,
+    }
+    if args.engine:
+        params["embedding.engine"] = args.engine
+    for item in filter(None, args.params.split(",")):
+        key, value = item.split("=", 1)
+        params[key] = value
+    with tempfile.TemporaryDirectory(prefix="fruits-benchmark-") as tmp:
+        project = scratch_project(args.project_dir.resolve(), Path(tmp) / "project")
+        run_pipelines(project, params, ["ingestion", "preprocessing"])
+        with WorkerPeakRss() as rss:
+            run_pipelines(project, params, ["embedding"])
+        metrics = json.loads((project / "data/08_reporting/run_metrics.json").read_text())
+        settings = _settings(project, params)
+    result = _measure(files, args, metrics, settings, rss.peak_kb)
+    print(json.dumps(result))  # noqa: T201  (the benchmark's output)
+    return 0
+
+
+def _settings(project: Path, params: dict[str, Any]) -> dict[str, Any]:
+    bootstrap_project(project)
+    session = KedroSession.create(project_path=project, env="local", runtime_params=params)
+    try:
+        parameters = session.load_context().config_loader["parameters"]
+    finally:
+        session.close()
+    return {"image": parameters["image"], "embedding": parameters["embedding"]}
+
+
+def _measure(
+    files: list[Path],
+    args: argparse.Namespace,
+    metrics: dict[str, Any],
+    settings: dict[str, Any],
+    peak_kb: int,
+) -> dict[str, Any]:
+    embedding, image = settings["embedding"], settings["image"]
+    size, resample = int(image["input_size"]), str(image["resample"])
+    cores = os.cpu_count() or 1
+    weights = load_weights(str(Path(args.weights).resolve()), size)
+    engine = embedding["engine"]
+    artifact = export_artifact(weights, engine, size, cores, int(embedding["batch_size"]))
+    ceiling = single_process_img_s(files, artifact, size, resample)
+    keras_img_s = None
+    if args.keras_images:
+        reference = export_artifact(weights, KERAS, size, cores, int(embedding["batch_size"]))
+        keras_img_s = single_process_img_s(
+            files[:: max(1, len(files) // args.keras_images)], reference, size, resample
+        )
+    pipeline = metrics["embedding_images_per_s"]
+    return {
+        "images": metrics["images"]["read"],
+        "embedded": metrics["images"]["embedded"],
+        "engine": engine,
+        "input_size": size,
+        "pipeline_img_s": pipeline,
+        "ceiling_img_s": round(ceiling, 2),
+        "ratio": round(pipeline / ceiling, 3),
+        "keras_img_s": round(keras_img_s, 2) if keras_img_s else None,
+        "speedup_vs_keras": round(pipeline / keras_img_s, 2) if keras_img_s else None,
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "cores": cores,
+        "threads_per_worker": embedding["threads_per_worker"],
+        "batch_size": embedding["batch_size"],
+        "partitions_per_core": embedding["partitions_per_core"],
+        "arrow_max_records_per_batch": metrics["spark_conf"].get(
+            "spark.sql.execution.arrow.maxRecordsPerBatch"
+        ),
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -12,6 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 from pyspark.sql import SparkSession
+
+from fruits_kedro.benchmark import scratch_project
+from fruits_kedro.model.mobilenet import build_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_NAME = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
@@ -102,8 +104,25 @@ def write_bad_files(root: Path) -> dict[str, str]:
 def copy_project(target: Path) -> Path:
     """A copy of the project's configuration at ``target`` (the package stays installed),
     so that a run there writes its ``data/`` only there."""
-    (target / "src").mkdir(parents=True)
-    shutil.copytree(PROJECT_ROOT / "conf", target / "conf")
-    for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy(PROJECT_ROOT / name, target / name)
-    return target
+    return scratch_project(PROJECT_ROOT, target)
+
+
+def write_images(root: Path, classes: int = 2, per_split: int = 3, size: int = 48) -> int:
+    """Small distinct JPEGs in the Fruits-360 layout; returns how many were written."""
+    count = 0
+    for split in ("Training", "Test"):
+        for c in range(classes):
+            folder = root / split / f"Fruit {c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_split):
+                (folder / f"{i}_100.jpg").write_bytes(noisy_jpeg_bytes(1000 * c + i, size))
+                count += 1
+    return count
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> Path:
+    """A weights file of a randomly initialised MobileNetV2, for fast runs without downloads."""
+    path = tmp_path_factory.mktemp("weights") / "random_mobilenet_v2.weights.h5"
+    build_model(32, None).save_weights(path)
+    return path

@@ -174,16 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     files = image_files(args.input_dir)
     if not files:
         raise SystemExit(f"no image below {args.input_dir}: pass --input-dir")
-    params: dict[str, Any] = {
-        "input_dir": str(args.input_dir.resolve()),
-        "weights": str(Path(args.weights).resolve()),
-        "image.input_size": args.input_size,
-    }
-    if args.engine:
-        params["embedding.engine"] = args.engine
-    for item in filter(None, args.params.split(",")):
-        key, value = item.split("=", 1)
-        params[key] = value
+    params = runtime_params(args)
     with tempfile.TemporaryDirectory(prefix="fruits-benchmark-") as tmp:
         project = scratch_project(args.project_dir.resolve(), Path(tmp) / "project")
         run_pipelines(project, params, ["ingestion", "preprocessing"])
@@ -200,7 +191,7 @@ def _settings(project: Path, params: dict[str, Any]) -> dict[str, Any]:
     bootstrap_project(project)
     session = KedroSession.create(project_path=project, env="local", runtime_params=params)
     try:
-        parameters = session.load_context().config_loader["parameters"]
+        parameters = session.load_context().params
     finally:
         session.close()
     return {"image": parameters["image"], "embedding": parameters["embedding"]}

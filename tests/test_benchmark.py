@@ -1,0 +1,57 @@
+"""The benchmark command runs the real stages and prints one complete JSON line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fruits_kedro import benchmark
+from tests.conftest import PROJECT_ROOT, write_images
+
+
+def test_runtime_params_nest_dotted_keys_like_kedro():
+    args = argparse.Namespace(
+        input_dir=Path("/img"),
+        weights="/w.h5",
+        input_size=128,
+        engine="keras",
+        params="embedding.batch_size=8,reduction.k=5",
+    )
+    assert benchmark.runtime_params(args) == {
+        "input_dir": "/img",
+        "weights": "/w.h5",
+        "image": {"input_size": 128},
+        "embedding": {"engine": "keras", "batch_size": 8},
+        "reduction": {"k": 5},
+    }
+
+
+def test_benchmark_prints_pipeline_ceiling_and_keras_figures(tmp_path, random_weights, capsys):
+    images = write_images(tmp_path / "images", classes=2, per_split=4)
+
+    code = benchmark.main(
+        [
+            "--input-dir",
+            str(tmp_path / "images"),
+            "--weights",
+            str(random_weights),
+            "--input-size",
+            "32",
+            "--keras-images",
+            "4",
+            "--project-dir",
+            str(PROJECT_ROOT),
+        ]
+    )
+
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["images"] == result["embedded"] == images
+    assert result["engine"] == "tflite"
+    assert result["input_size"] == 32
+    assert result["pipeline_img_s"] > 0
+    assert result["ceiling_img_s"] > 0
+    assert result["ratio"] == round(result["pipeline_img_s"] / result["ceiling_img_s"], 3)
+    assert result["keras_img_s"] > 0
+    assert result["peak_rss_mb"] > 10  # a Spark Python worker was seen

@@ -15,7 +15,12 @@ export FRUITS_SHARED
 RUN_PARAMS = --params "input_dir=$(abspath $(FRUITS_SHARED))/data/fruits-360-mini,weights=$(abspath $(FRUITS_SHARED))/models/$(WEIGHTS_FILE)"
 endif
 
-.PHONY: install run test lint viz clean
+# Spark's S3A connector for local runs against S3 (EMR ships its own): fetched into ~/.m2,
+# from where spark.jars.packages resolves it.
+S3A_JARS = org.apache.hadoop:hadoop-aws:3.4.1 software.amazon.awssdk:bundle:2.24.6
+M2_GET = org.apache.maven.plugins:maven-dependency-plugin:3.8.1:get
+
+.PHONY: install run test lint viz jars package clean
 
 install: $(VENV)/.installed
 
@@ -31,8 +36,16 @@ ifeq ($(strip $(FRUITS_SHARED)),)
 endif
 	$(BIN)/kedro run --env=$(ENV) $(RUN_PARAMS)
 
-test: install lint
+test: install lint jars
 	$(BIN)/pytest
+
+jars:
+	@if command -v mvn >/dev/null; then \
+	  for artifact in $(S3A_JARS); do mvn -B -q $(M2_GET) -Dartifact=$$artifact || exit 1; done; \
+	else echo "mvn not found: the S3 tests will be skipped"; fi
+
+package: install
+	$(BIN)/python -m fruits_kedro.deploy.package --dist dist
 
 lint: install
 	$(BIN)/ruff check src tests

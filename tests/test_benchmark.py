@@ -27,7 +27,7 @@ def test_runtime_params_nest_dotted_keys_like_kedro():
     }
 
 
-def test_benchmark_prints_pipeline_ceiling_and_keras_figures(tmp_path, random_weights, capsys):
+def test_benchmark_prints_pipeline_ceiling_and_keras_figures(tmp_path, random_weights):
     images = write_images(tmp_path / "images", classes=2, per_split=4)
 
     code = benchmark.main(
@@ -42,11 +42,13 @@ def test_benchmark_prints_pipeline_ceiling_and_keras_figures(tmp_path, random_we
             "4",
             "--project-dir",
             str(PROJECT_ROOT),
+            "--output",
+            str(tmp_path / "result.json"),
         ]
     )
 
     assert code == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = json.loads((tmp_path / "result.json").read_text())
     assert result["images"] == result["embedded"] == images
     assert result["engine"] == "tflite"
     assert result["input_size"] == 32

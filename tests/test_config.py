@@ -27,10 +27,8 @@ def load(env: str, runtime_params: dict | None = None) -> OmegaConfigLoader:
     return OmegaConfigLoader(
         str(PROJECT_ROOT / "conf"),
         env=env,
-        base_env="base",
-        default_run_env="local",
-        config_patterns=settings.CONFIG_LOADER_ARGS["config_patterns"],
         runtime_params=runtime_params or {},
+        **settings.CONFIG_LOADER_ARGS,
     )
 
 
@@ -63,3 +61,10 @@ def test_emr_reads_and_writes_s3_in_the_eu():
 def test_catalog_builds(env):
     catalog = DataCatalog.from_config(load(env)["catalog"])
     assert set(OUTPUTS) | {"raw_images", "model_artifact"} <= set(catalog.keys())
+
+
+def test_s3a_jars_come_from_the_environment_outside_emr(monkeypatch):
+    monkeypatch.setenv("FRUITS_SPARK_PACKAGES", "org.apache.hadoop:hadoop-aws:3.4.1")
+    assert load("emr")["spark"]["spark.jars.packages"] == "org.apache.hadoop:hadoop-aws:3.4.1"
+    monkeypatch.delenv("FRUITS_SPARK_PACKAGES")
+    assert load("emr")["spark"]["spark.jars.packages"] == ""

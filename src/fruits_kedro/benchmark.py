@@ -66,6 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="images for the plain-Keras reference (0 to skip)",
     )
     parser.add_argument("--project-dir", type=Path, default=Path.cwd())
+    parser.add_argument("--output", type=Path, help="also write the JSON result to this file")
     return parser.parse_args(argv)
 
 
@@ -169,7 +170,6 @@ def single_process_img_s(files: list[Path], artifact: Any, size: int, resample: 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its JSON line."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = parse_args(argv)
     files = image_files(args.input_dir)
     if not files:
@@ -183,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         metrics = json.loads((project / "data/08_reporting/run_metrics.json").read_text())
         settings = _settings(project, params)
     result = _measure(files, args, metrics, settings, rss.peak_kb)
-    print(json.dumps(result))  # noqa: T201  (the benchmark's output)
+    line = json.dumps(result)
+    if args.output:
+        args.output.write_text(line + "\n")
+    print(line)  # noqa: T201  (the benchmark's output)
     return 0
 
 
@@ -240,4 +243,5 @@ def _measure(
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     raise SystemExit(main())

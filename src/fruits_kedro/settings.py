@@ -1,8 +1,10 @@
 """Project settings: hooks, configuration patterns and the default environment."""
 
 from kedro.config import OmegaConfigLoader
+from omegaconf.resolvers import oc
 
-from fruits_kedro.hooks import RunMetricsHooks, SparkHooks
+from fruits_kedro.hooks import SparkHooks
+from fruits_kedro.run_metrics import RunMetricsHooks
 
 HOOKS = (SparkHooks(), RunMetricsHooks())
 
@@ -14,4 +16,6 @@ CONFIG_LOADER_ARGS = {
         "spark": ["spark*", "spark*/**"],
         "parameters": ["parameters*", "parameters*/**", "**/parameters*"],
     },
+    # `${oc.env:NAME,default}` in spark.yml, e.g. for the S3A jars of a local run.
+    "custom_resolvers": {"oc.env": oc.env},
 }

@@ -1,0 +1,137 @@
+"""End-of-run metrics: counts, wall time per node, throughput, versions, Spark settings.
+
+``run_metrics`` is also the run's completion marker: ``"status"`` is ``running`` from the
+start, then ``complete`` or ``failed``, so a failed run never leaves a result that looks
+complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from kedro.framework.hooks import hook_impl
+from pyspark.sql import SparkSession
+
+if TYPE_CHECKING:
+    from kedro.io import CatalogProtocol
+    from kedro.pipeline import Pipeline
+    from kedro.pipeline.node import Node
+
+logger = logging.getLogger(__name__)
+
+COUNTS_DATASET = "image_counts"
+METRICS_DATASET = "run_metrics"
+EMBEDDING_NODE = "embed_images"
+PACKAGES = (
+    "kedro",
+    "kedro-datasets",
+    "pyspark",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "ai-edge-litert",
+    "pillow",
+    "numpy",
+    "pandas",
+    "pyarrow",
+)
+SECRET_WORDS = ("secret", "password", "token", "access.key", "credential")
+
+
+class RunMetricsHooks:
+    """Times every node and writes ``run_metrics`` at the start and the end of each run."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._timings: dict[str, float] = {}
+        self._counts: dict[str, Any] = {}
+        self._run_start = 0.0
+
+    @hook_impl
+    def before_pipeline_run(self, catalog: CatalogProtocol) -> None:
+        """Start the run clock and mark the run as running."""
+        self._started, self._timings, self._counts = {}, {}, {}
+        self._run_start = time.perf_counter()
+        self._save(catalog, "running")
+
+    @hook_impl
+    def before_node_run(self, node: Node) -> None:
+        """Start the node's clock."""
+        logger.info("node %s: started", node.name)
+        self._started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
+        """Keep the image counts when the node that reconciles them has run."""
+        if COUNTS_DATASET in outputs:
+            self._counts = dict(outputs[COUNTS_DATASET])
+
+    @hook_impl
+    def after_dataset_saved(self, node: Node) -> None:
+        """A node's wall time runs until its last output is written (Spark is lazy)."""
+        self._stop_clock(node)
+
+    @hook_impl
+    def after_pipeline_run(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
+        """Save the run's metrics as complete."""
+        for node in pipeline.nodes:
+            self._stop_clock(node, only_if_unset=True)
+        metrics = self._save(catalog, "complete")
+        logger.info("run complete in %.1f s: images %s", metrics["wall_time_s"], metrics["images"])
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, catalog: CatalogProtocol) -> None:
+        """Save the run's metrics as failed, with the error."""
+        self._save(catalog, "failed", error=f"{type(error).__name__}: {error}")
+
+    def _stop_clock(self, node: Node, only_if_unset: bool = False) -> None:
+        if node.name in self._started and not (only_if_unset and node.name in self._timings):
+            self._timings[node.name] = round(time.perf_counter() - self._started[node.name], 3)
+
+    def _save(self, catalog: CatalogProtocol, status: str, **extra: str) -> dict[str, Any]:
+        metrics = {"status": status, **extra, **self.metrics()}
+        if METRICS_DATASET in catalog:
+            catalog.save(METRICS_DATASET, metrics)
+        return metrics
+
+    def metrics(self) -> dict[str, Any]:
+        """The metrics of the current run: counts, timings, throughput, versions, Spark."""
+        embedded = self._counts.get("embedded")
+        embed_time = self._timings.get(EMBEDDING_NODE)
+        return {
+            "images": self._counts,
+            "wall_time_s": round(time.perf_counter() - self._run_start, 3),
+            "node_wall_time_s": self._timings,
+            "embedding_images_per_s": round(embedded / embed_time, 2)
+            if embedded and embed_time
+            else None,
+            "versions": versions(),
+            "spark_conf": spark_conf(),
+        }
+
+
+def versions() -> dict[str, str]:
+    """Python's and the main packages' versions."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def spark_conf() -> dict[str, str]:
+    """The Spark settings in force, secrets left out."""
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        return {}
+    return {
+        key: value
+        for key, value in sorted(spark.sparkContext.getConf().getAll())
+        if not any(word in key.lower() for word in SECRET_WORDS)
+    }

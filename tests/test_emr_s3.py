@@ -1,0 +1,196 @@
+"""The ``emr`` environment over S3 for real: Spark's S3A connector against moto's S3 server.
+
+Images and weights are uploaded to the dataset bucket, ``kedro run --env=emr`` runs with only
+``AWS_ENDPOINT_URL`` and credentials set, and every output is checked in the results bucket.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import boto3
+import pandas as pd
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tests.conftest import copy_project, write_bad_files
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = [pytest.mark.shared, pytest.mark.e2e, pytest.mark.s3]
+
+REGION = "eu-west-1"
+DATASET, RESULTS = "fruits-dataset-bucket", "fruits-results-bucket"
+IMAGES_PREFIX, RESULTS_PREFIX = "fruits-360", "fruits-kedro"
+WEIGHTS_KEY = "models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+S3A_PACKAGES = "org.apache.hadoop:hadoop-aws:3.4.1,software.amazon.awssdk:bundle:2.24.6"
+MINI_IMAGES = 72
+
+
+@pytest.fixture(scope="module", autouse=True)
+def s3a_jars() -> None:
+    """The S3A jars in the local Maven repository (``make jars``), where Spark resolves them."""
+    jar = Path.home() / ".m2/repository/org/apache/hadoop/hadoop-aws/3.4.1/hadoop-aws-3.4.1.jar"
+    if not jar.exists():
+        if os.environ.get("FRUITS_REQUIRE_S3A"):
+            pytest.fail(f"FRUITS_REQUIRE_S3A is set but {jar} is missing")
+        pytest.skip(f"needs the S3A jars in ~/.m2 (run `make jars`); not found: {jar}")
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free loopback port; always stopped."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def aws_env(s3_endpoint: str) -> dict[str, str]:
+    """The environment of a run: the endpoint variable, fake credentials, the jars of S3A."""
+    return {
+        **os.environ,
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "FRUITS_SPARK_PACKAGES": S3A_PACKAGES,
+        "PYSPARK_PYTHON": sys.executable,
+        "KEDRO_DISABLE_TELEMETRY": "true",
+    }
+
+
+@pytest.fixture(scope="module")
+def s3(s3_endpoint: str):
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture(scope="module")
+def uploaded(s3, mini_dir: Path, weights_file: Path, tmp_path_factory) -> dict[str, str]:
+    """The mini set, one file of each bad kind and the weights, in the dataset bucket."""
+    for bucket in (DATASET, RESULTS):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    bad_root = tmp_path_factory.mktemp("bad")
+    bad = write_bad_files(bad_root)
+    for root in (mini_dir, bad_root):
+        for path in root.rglob("*"):
+            if path.is_file():
+                key = f"{IMAGES_PREFIX}/{path.relative_to(root).as_posix()}"
+                s3.upload_file(str(path), DATASET, key)
+    s3.upload_file(str(weights_file), DATASET, WEIGHTS_KEY)
+    return bad
+
+
+def kedro_emr(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "kedro", "run", "--env=emr", *args]
+    return subprocess.run(
+        command, cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+def results(s3, suffix: str = "") -> list[str]:
+    listing = s3.list_objects_v2(Bucket=RESULTS, Prefix=f"{RESULTS_PREFIX}/{suffix}")
+    return sorted(o["Key"] for o in listing.get("Contents", []))
+
+
+def read_object(s3, key: str) -> bytes:
+    return s3.get_object(Bucket=RESULTS, Key=key)["Body"].read()
+
+
+@pytest.fixture(scope="module")
+def emr_run(uploaded, aws_env, tmp_path_factory, s3):
+    project = copy_project(tmp_path_factory.mktemp("emr") / "project")
+    result = kedro_emr(project, aws_env, "--params", "reduction.k=40")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return project, uploaded
+
+
+def test_nothing_touches_the_local_data_folder(emr_run):
+    project, _ = emr_run
+    assert not (project / "data").exists()
+
+
+def test_every_output_lands_in_the_results_bucket(emr_run, s3):
+    keys = results(s3)
+    for folder in (
+        "02_intermediate/ingested_images.parquet/",
+        "03_primary/preprocessed_images.parquet/",
+        "03_primary/image_quarantine.csv/",
+        "04_feature/image_embeddings.parquet/",
+        "06_models/pca_model/metadata/",
+        "07_model_output/pca_features.parquet/",
+        "07_model_output/pca_features.csv/",
+    ):
+        assert f"{RESULTS_PREFIX}/{folder}_SUCCESS" in keys, folder
+    for report in (
+        "pca_variance.json",
+        "pca_variance.png",
+        "run_metrics.json",
+        "image_counts.json",
+    ):
+        assert f"{RESULTS_PREFIX}/08_reporting/{report}" in keys
+
+
+def test_counts_reconcile_and_the_run_is_marked_complete(emr_run, s3):
+    _, bad = emr_run
+    metrics = json.loads(read_object(s3, f"{RESULTS_PREFIX}/08_reporting/run_metrics.json"))
+    assert metrics["status"] == "complete"
+    assert metrics["images"] == {
+        "read": MINI_IMAGES + len(bad),
+        "embedded": MINI_IMAGES,
+        "quarantined": len(bad),
+        "feature_dim": 1280,
+    }
+    assert metrics["spark_conf"]["spark.hadoop.fs.s3a.path.style.access"] == "true"
+
+
+def test_features_quarantine_and_csv_are_right(emr_run, s3):
+    _, bad = emr_run
+    embeddings = [k for k in results(s3, "04_feature/") if k.endswith(".parquet")]
+    frames = [pd.read_parquet(io.BytesIO(read_object(s3, k))) for k in embeddings]
+    features = pd.concat(frames)
+    assert len(features) == MINI_IMAGES
+    assert features["features"].map(len).eq(1280).all()
+    assert features["path"].str.startswith(f"s3://{DATASET}/{IMAGES_PREFIX}/").all()
+
+    quarantine_parts = [
+        k for k in results(s3, "03_primary/image_quarantine.csv/") if k.endswith(".csv")
+    ]
+    quarantine = pd.concat(pd.read_csv(io.BytesIO(read_object(s3, k))) for k in quarantine_parts)
+    assert sorted(p.split(f"{IMAGES_PREFIX}/", 1)[1] for p in quarantine["path"]) == sorted(bad)
+
+    (csv_key,) = [k for k in results(s3, "07_model_output/pca_features.csv/") if k.endswith(".csv")]
+    header = read_object(s3, csv_key).decode().splitlines()[0]
+    assert header == ",".join(["path", "label", "split", *[f"pc_{i}" for i in range(1, 41)]])
+
+
+def test_rerun_overwrites_and_a_failed_run_is_marked_failed(emr_run, aws_env, s3):
+    project, _ = emr_run
+    before = results(s3, "07_model_output/")
+
+    rerun = kedro_emr(project, aws_env, "--pipeline", "reduction", "--params", "reduction.k=40")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert len(results(s3, "07_model_output/")) == len(before)  # replaced, not added to
+
+    failed = kedro_emr(project, aws_env, "--pipeline", "reduction", "--params", "reduction.k=0")
+    assert failed.returncode != 0
+    metrics = json.loads(read_object(s3, f"{RESULTS_PREFIX}/08_reporting/run_metrics.json"))
+    assert metrics["status"] == "failed"
+    assert "at least one" in metrics["error"] or "k" in metrics["error"]

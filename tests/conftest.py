@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import sys
+import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from moto.server import ThreadedMotoServer
 from PIL import Image
 from pyspark.sql import SparkSession
 
 from fruits_kedro.benchmark import scratch_project
 from fruits_kedro.model.mobilenet import build_model
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_NAME = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
@@ -43,6 +50,29 @@ def mini_dir() -> Path:
 def weights_file() -> Path:
     """The genuine ImageNet MobileNetV2 (no top) weights."""
     return _shared_path(f"models/{WEIGHTS_NAME}")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server (S3, EMR, IAM, CloudFormation...) on a free loopback port; always stopped.
+
+    moto keeps its state per process, so a module that needs a clean account calls
+    :func:`reset_moto` first.
+    """
+    # Its request log would go to whatever handler the root logger has (Kedro's is on stdout).
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def reset_moto(endpoint: str) -> None:
+    """Forget every resource moto holds (buckets, clusters, stacks...)."""
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
 
 
 @pytest.fixture(scope="session")

@@ -12,17 +12,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import boto3
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 
-from tests.conftest import copy_project, write_bad_files
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from tests.conftest import copy_project, reset_moto, write_bad_files
 
 pytestmark = [pytest.mark.shared, pytest.mark.e2e, pytest.mark.s3]
 
@@ -45,15 +40,10 @@ def s3a_jars() -> None:
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port; always stopped."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def s3_endpoint(moto_endpoint: str) -> str:
+    """moto's server, emptied for this module."""
+    reset_moto(moto_endpoint)
+    return moto_endpoint
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 from cfnlint.decode import decode_str
-from moto.server import ThreadedMotoServer
+
+from tests.conftest import reset_moto
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -366,21 +367,10 @@ def test_network_has_no_route_to_the_internet(template: dict[str, Any]) -> None:
 # ------------------------------------------------------------------ deployment into moto
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server on a free loopback port for the whole session, always stopped."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="module")
 def aws(moto_endpoint: str) -> Iterator[None]:
     """Every boto3 client of this module talks to moto with fake credentials (set per module)."""
+    reset_moto(moto_endpoint)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
         patch.setenv("AWS_ACCESS_KEY_ID", "testing")

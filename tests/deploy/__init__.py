@@ -1,0 +1,1 @@
+"""Tests of the EMR launcher (``fruits_kedro.deploy``)."""

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import boto3
 import pandas as pd
+import pyspark
 import pytest
 
-from tests.conftest import copy_project, reset_moto, write_bad_files
+from fruits_kedro.deploy.package import build
+from tests.conftest import PROJECT_ROOT, copy_project, reset_moto, write_bad_files
 
 pytestmark = [pytest.mark.shared, pytest.mark.e2e, pytest.mark.s3]
 
@@ -158,7 +160,7 @@ def test_features_quarantine_and_csv_are_right(emr_run, s3):
     features = pd.concat(frames)
     assert len(features) == MINI_IMAGES
     assert features["features"].map(len).eq(1280).all()
-    assert features["path"].str.startswith(f"s3://{DATASET}/{IMAGES_PREFIX}/").all()
+    assert features["path"].str.startswith(f"s3a://{DATASET}/{IMAGES_PREFIX}/").all()
 
     quarantine_parts = [
         k for k in results(s3, "03_primary/image_quarantine.csv/") if k.endswith(".csv")
@@ -184,3 +186,41 @@ def test_rerun_overwrites_and_a_failed_run_is_marked_failed(emr_run, aws_env, s3
     metrics = json.loads(read_object(s3, f"{RESULTS_PREFIX}/08_reporting/run_metrics.json"))
     assert metrics["status"] == "failed"
     assert "at least one" in metrics["error"] or "k" in metrics["error"]
+
+
+def test_spark_submit_runs_the_packaged_project(emr_run, aws_env, s3, tmp_path):
+    """What a cluster runs: the built artifacts, from S3, through the real spark-submit."""
+    dist = tmp_path / "dist"
+    build(PROJECT_ROOT, dist)
+    for artifact in dist.iterdir():
+        s3.upload_file(str(artifact), RESULTS, f"{RESULTS_PREFIX}/artifacts/{artifact.name}")
+    s3.delete_object(Bucket=RESULTS, Key=f"{RESULTS_PREFIX}/08_reporting/run_metrics.json")
+    conf_source = f"s3://{RESULTS}/{RESULTS_PREFIX}/artifacts/conf-fruits_kedro.tar.gz"
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    command = [
+        str(spark_submit),
+        "--master",
+        "local[2]",
+        "--packages",
+        S3A_PACKAGES,
+        str(dist / "spark_entrypoint.py"),
+        "--env",
+        "emr",
+        "--conf-source",
+        conf_source,
+        "--params",
+        "reduction.k=30",
+    ]
+
+    result = subprocess.run(
+        command, cwd=tmp_path, env=aws_env, capture_output=True, text=True, timeout=900, check=False
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metrics = json.loads(read_object(s3, f"{RESULTS_PREFIX}/08_reporting/run_metrics.json"))
+    assert metrics["status"] == "complete"
+    assert metrics["images"]["embedded"] == MINI_IMAGES
+    assert metrics["spark_conf"]["spark.master"] == "local[2]"
+    variance = json.loads(read_object(s3, f"{RESULTS_PREFIX}/08_reporting/pca_variance.json"))
+    assert variance["k"] == 30
+    assert not (tmp_path / "data").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from kedro_datasets.spark import SparkDataset
+from kedro_datasets.spark import SparkDatasetV2
 from pyspark.sql import functions as F
 
 from fruits_kedro.pipelines.ingestion.nodes import label_from_path, label_images, split_from_path
@@ -14,10 +14,10 @@ from tests.conftest import PROJECT_ROOT, jpeg_bytes
 SPLITS = ["Training", "Test"]
 
 
-def raw_images_dataset(folder: Path) -> SparkDataset:
+def raw_images_dataset(folder: Path) -> SparkDatasetV2:
     """The project's own ``raw_images`` entry, pointed at ``folder``."""
     entry = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog.yml").read_text())["raw_images"]
-    return SparkDataset(
+    return SparkDatasetV2(
         filepath=str(folder), file_format=entry["file_format"], load_args=entry["load_args"]
     )
 

@@ -31,6 +31,9 @@ REQUIREMENTS = "requirements-runtime.txt"
 # TensorFlow's CPU-only wheel exists for x86-64 only; Graviton (aarch64) takes `tensorflow`.
 ARCH_VARIANTS = {"tensorflow-cpu": ("tensorflow", 'platform_machine == "aarch64"')}
 ARCH_MARKER = 'platform_machine == "x86_64"'
+# EMR's Spark brings its own PySpark and Py4J (the same Spark 4.0.2); installing them again
+# would shadow the cluster's.
+PROVIDED_BY_EMR = frozenset({"pyspark", "py4j"})
 
 
 def runtime_closure(root: str = PACKAGE) -> set[str]:
@@ -52,14 +55,14 @@ def runtime_closure(root: str = PACKAGE) -> set[str]:
 
 
 def runtime_requirements(lock: Path) -> list[str]:
-    """The runtime closure pinned from ``lock``, with per-architecture TensorFlow lines."""
+    """The runtime closure pinned from ``lock`` (less what EMR provides), TensorFlow per machine."""
     pins: dict[str, str] = {
         str(canonicalize_name(line.split("==")[0])): line.strip()
         for line in lock.read_text().splitlines()
         if "==" in line
     }
     lines = []
-    for name in sorted(runtime_closure()):
+    for name in sorted(runtime_closure() - PROVIDED_BY_EMR):
         if name not in pins:
             raise ValueError(f"{name} is a runtime dependency but has no pin in {lock}")
         pin = pins[name]

@@ -57,3 +57,4 @@ def test_benchmark_prints_pipeline_ceiling_and_keras_figures(tmp_path, random_we
     assert result["ratio"] == round(result["pipeline_img_s"] / result["ceiling_img_s"], 3)
     assert result["keras_img_s"] > 0
     assert result["peak_rss_mb"] > 10  # a Spark Python worker was seen
+    assert 0.0 <= result["knn_accuracy"] <= 1.0

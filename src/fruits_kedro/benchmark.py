@@ -7,7 +7,8 @@ Keras on a subset::
     python -m fruits_kedro.benchmark [--input-dir DIR] [--weights FILE] [--engine E]
 
 The last line printed is one JSON object with ``pipeline_img_s``, ``ceiling_img_s``,
-``ratio``, ``keras_img_s`` and ``peak_rss_mb`` (largest Spark Python worker).
+``ratio``, ``keras_img_s``, ``peak_rss_mb`` (largest Spark Python worker) and
+``knn_accuracy`` (Test split, 1-nearest-neighbour on Training features: a quality check).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
@@ -152,6 +154,24 @@ def _vm_hwm_kb(status: Path) -> int:
     return 0
 
 
+def nearest_neighbour_accuracy(embeddings: Path) -> float | None:
+    """Test-split accuracy of a cosine 1-nearest-neighbour on the Training split's features.
+
+    A quick quality check of the features (e.g. across input sizes), not a classifier.
+    """
+    frame = pd.read_parquet(embeddings, columns=["label", "split", "features"])
+    train, test = frame[frame["split"] == "Training"], frame[frame["split"] == "Test"]
+    if train.empty or test.empty:
+        return None
+    a, b = (_unit_rows(np.stack(part["features"].to_numpy())) for part in (test, train))
+    nearest = train["label"].to_numpy()[(a @ b.T).argmax(axis=1)]
+    return float((nearest == test["label"].to_numpy()).mean())
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
 def image_files(folder: Path) -> list[Path]:
     """Every image below ``folder``, sorted."""
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -181,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         with WorkerPeakRss() as rss:
             run_pipelines(project, params, ["embedding"])
         metrics = json.loads((project / "data/08_reporting/run_metrics.json").read_text())
+        metrics["knn_accuracy"] = nearest_neighbour_accuracy(
+            project / "data/04_feature/image_embeddings.parquet"
+        )
         settings = _settings(project, params)
     result = _measure(files, args, metrics, settings, rss.peak_kb)
     line = json.dumps(result)
@@ -232,6 +255,7 @@ def _measure(
         "keras_img_s": round(keras_img_s, 2) if keras_img_s else None,
         "speedup_vs_keras": round(pipeline / keras_img_s, 2) if keras_img_s else None,
         "peak_rss_mb": round(peak_kb / 1024, 1),
+        "knn_accuracy": metrics["knn_accuracy"],
         "cores": cores,
         "threads_per_worker": embedding["threads_per_worker"],
         "batch_size": embedding["batch_size"],

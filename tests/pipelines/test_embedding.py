@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pandas as pd
 import pytest
 
-from fruits_kedro.model.engines import KERAS, export_artifact
+from fruits_kedro.model.engines import KERAS, export_artifact, get_engine
 from fruits_kedro.model.imaging import decode_image
 from fruits_kedro.model.mobilenet import FEATURE_DIM, build_model, preprocess
 from fruits_kedro.pipelines.embedding.nodes import embed_images, reconcile_counts
@@ -77,3 +80,32 @@ def test_reconcile_counts_fails_loudly_when_an_image_is_lost(spark):
     embeddings = spark.createDataFrame([([0.0],)] * 3, "features array<float>")
     with pytest.raises(ValueError, match="read 6 != embedded 3 \\+ quarantined 2"):
         reconcile_counts(spark.range(6), embeddings, spark.range(2))
+
+
+def test_each_python_worker_builds_its_engine_once_across_tasks(spark, model):
+    artifact = export_artifact(model.get_weights(), KERAS, SIZE, threads=1, batch_size=4)
+    shipped = spark.sparkContext.broadcast(artifact)
+
+    def engines_seen(batches):
+        for batch in batches:
+            yield pd.DataFrame(
+                {
+                    "pid": [os.getpid()],
+                    "engine": [id(get_engine(shipped.value))],
+                    "rows": [len(batch)],
+                }
+            )
+
+    rows = (
+        spark.range(400)
+        .repartition(12)
+        .mapInPandas(engines_seen, "pid long, engine long, rows long")
+    )
+
+    seen = rows.collect()
+    assert sum(r.rows for r in seen) == 400
+    per_worker: dict[int, set[int]] = {}
+    for r in seen:
+        per_worker.setdefault(r.pid, set()).add(r.engine)
+    assert len(seen) >= 12  # many tasks...
+    assert all(len(engines) == 1 for engines in per_worker.values())  # ...one engine per worker

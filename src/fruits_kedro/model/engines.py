@@ -47,15 +47,23 @@ def export_artifact(
     weights: list[np.ndarray], engine: str, input_size: int, threads: int, batch_size: int
 ) -> ModelArtifact:
     """Turn weights into the artifact of ``engine`` (converts once, on the driver)."""
-    if engine == KERAS:
-        payload: bytes | list[np.ndarray] = weights
-    elif engine == TFLITE:
-        payload = _to_tflite(weights, input_size)
-    else:
+    check_engine(engine)
+    payload = weights if engine == KERAS else _to_tflite(weights, input_size)
+    return artifact_of(payload, engine, input_size, threads, batch_size)
+
+
+def artifact_of(
+    payload: bytes | list[np.ndarray], engine: str, input_size: int, threads: int, batch_size: int
+) -> ModelArtifact:
+    """The artifact of an already exported ``payload`` (e.g. a cached TFLite flatbuffer)."""
+    fingerprint = _fingerprint(engine, input_size, payload)
+    return ModelArtifact(engine, input_size, payload, threads, batch_size, fingerprint)
+
+
+def check_engine(engine: str) -> None:
+    """Fail with the known names when ``engine`` is not one of them."""
+    if engine not in _BUILDERS:
         raise ValueError(f"unknown engine {engine!r}: expected one of {sorted(_BUILDERS)}")
-    return ModelArtifact(
-        engine, input_size, payload, threads, batch_size, _fingerprint(engine, input_size, payload)
-    )
 
 
 def _fingerprint(engine: str, input_size: int, payload: bytes | list[np.ndarray]) -> str:

@@ -9,7 +9,15 @@ import numpy as np
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
-from fruits_kedro.model.engines import ModelArtifact, export_artifact, get_engine
+from fruits_kedro.model import cache as model_cache
+from fruits_kedro.model.engines import (
+    TFLITE,
+    ModelArtifact,
+    artifact_of,
+    check_engine,
+    export_artifact,
+    get_engine,
+)
 from fruits_kedro.model.imaging import decode_image
 from fruits_kedro.model.mobilenet import load_weights
 from fruits_kedro.pipelines.preprocessing.nodes import usable
@@ -33,18 +41,21 @@ def load_model(image: dict[str, Any], params: dict[str, Any]) -> ModelArtifact:
     Args:
         image: ``input_size`` of the model.
         params: ``weights`` (``imagenet`` or a weights file, local or remote),
-            ``engine``, ``threads_per_worker`` and ``batch_size``.
+            ``engine``, ``threads_per_worker``, ``batch_size`` and ``model_cache`` (a local
+            folder that keeps converted TFLite models between runs, or null).
     """
-    size = int(image["input_size"])
-    logger.info("loading MobileNetV2 weights from %s (%d px)", params["weights"], size)
-    weights = load_weights(str(params["weights"]), size)
-    artifact = export_artifact(
-        weights,
-        params["engine"],
-        size,
-        int(params["threads_per_worker"]),
-        int(params["batch_size"]),
-    )
+    size, engine, source = int(image["input_size"]), str(params["engine"]), str(params["weights"])
+    check_engine(engine)
+    shape = (engine, size, int(params["threads_per_worker"]), int(params["batch_size"]))
+    key = model_cache.cache_key(source, size) if engine == TFLITE else None
+    cached = model_cache.read(params.get("model_cache"), key)
+    if cached is not None:
+        logger.info("TFLite model of %s (%d px) from the model cache", source, size)
+        return artifact_of(cached, *shape)
+    logger.info("loading MobileNetV2 weights from %s (%d px)", source, size)
+    artifact = export_artifact(load_weights(source, size), *shape)
+    if isinstance(artifact.payload, bytes):
+        model_cache.write(params.get("model_cache"), key, artifact.payload)
     logger.info("model ready for the %s engine (%s)", artifact.engine, artifact.fingerprint[:12])
     return artifact
 

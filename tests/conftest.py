@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -17,13 +18,12 @@ from PIL import Image
 from pyspark.sql import SparkSession
 
 from fruits_kedro.benchmark import scratch_project
-from fruits_kedro.model.mobilenet import build_model
+from fruits_kedro.model.mobilenet import WEIGHTS_FILE_NAME, build_model
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS_NAME = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 
 
 def shared_dir() -> Path:
@@ -49,7 +49,7 @@ def mini_dir() -> Path:
 @pytest.fixture(scope="session")
 def weights_file() -> Path:
     """The genuine ImageNet MobileNetV2 (no top) weights."""
-    return _shared_path(f"models/{WEIGHTS_NAME}")
+    return _shared_path(f"models/{WEIGHTS_FILE_NAME}")
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +129,23 @@ def write_bad_files(root: Path) -> dict[str, str]:
         target.write_bytes(content if content is not None else noisy_jpeg_bytes(7)[:2000])
         expected[relative] = reason
     return expected
+
+
+def run_kedro(
+    project: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    """The real ``kedro`` command line, in ``project``, with telemetry off."""
+    environment = {**(env or os.environ), "KEDRO_DISABLE_TELEMETRY": "true"}
+    command = [sys.executable, "-m", "kedro", *args]
+    return subprocess.run(
+        command,
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def copy_project(target: Path) -> Path:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
 
-from tests.conftest import copy_project, write_bad_files
+from tests.conftest import copy_project, run_kedro, write_bad_files
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -20,14 +17,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.shared, pytest.mark.e2e]
 
 MINI_IMAGES, MINI_CLASSES = 72, 8
-
-
-def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
-    command = [sys.executable, "-m", "kedro", *args]
-    return subprocess.run(
-        command, cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False
-    )
 
 
 def read_csv_folder(folder: Path) -> pd.DataFrame:
@@ -45,7 +34,7 @@ def finished_run(tmp_path_factory, mini_dir, weights_file):
     bad = write_bad_files(images)
     project = copy_project(root / "project")
 
-    result = kedro(
+    result = run_kedro(
         project,
         "run",
         "--env=local",

@@ -19,14 +19,15 @@ import pyspark
 import pytest
 
 from fruits_kedro.deploy.package import build
-from tests.conftest import PROJECT_ROOT, copy_project, reset_moto, write_bad_files
+from fruits_kedro.model.mobilenet import WEIGHTS_FILE_NAME
+from tests.conftest import PROJECT_ROOT, copy_project, reset_moto, run_kedro, write_bad_files
 
 pytestmark = [pytest.mark.shared, pytest.mark.e2e, pytest.mark.s3]
 
 REGION = "eu-west-1"
 DATASET, RESULTS = "fruits-dataset-bucket", "fruits-results-bucket"
 IMAGES_PREFIX, RESULTS_PREFIX = "fruits-360", "fruits-kedro"
-WEIGHTS_KEY = "models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+WEIGHTS_KEY = f"models/{WEIGHTS_FILE_NAME}"
 S3A_PACKAGES = "org.apache.hadoop:hadoop-aws:3.4.1,software.amazon.awssdk:bundle:2.24.6"
 MINI_IMAGES = 72
 
@@ -91,10 +92,7 @@ def uploaded(s3, mini_dir: Path, weights_file: Path, tmp_path_factory) -> dict[s
 
 
 def kedro_emr(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "kedro", "run", "--env=emr", *args]
-    return subprocess.run(
-        command, cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False
-    )
+    return run_kedro(project, "run", "--env=emr", *args, env=env)
 
 
 def results(s3, suffix: str = "") -> list[str]:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
-from tests.conftest import copy_project
+from tests.conftest import copy_project, run_kedro
 
 PIPELINE_NODES = {
     "ingestion": {"label_images"},
@@ -19,17 +16,8 @@ PIPELINE_NODES = {
 
 def test_viz_build_shows_every_pipeline_and_node(tmp_path):
     project = copy_project(tmp_path / "project")
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
 
-    result = subprocess.run(
-        [sys.executable, "-m", "kedro", "viz", "build"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_kedro(project, "viz", "build", timeout=300)
 
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "SparkSession" not in result.stdout + result.stderr

@@ -30,17 +30,16 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from fruits_kedro.fetch import IMAGE_SUFFIXES
 from fruits_kedro.model.engines import KERAS, export_artifact, get_engine
 from fruits_kedro.model.imaging import decode_image
-from fruits_kedro.model.mobilenet import load_weights
+from fruits_kedro.model.mobilenet import WEIGHTS_FILE_NAME, load_weights
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS_NAME = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SPARK_WORKER_MARKS = (b"pyspark.daemon", b"pyspark.worker")
 
 
@@ -55,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--input-dir", type=Path, default=shared_folder() / "data/fruits-360-sample"
     )
-    parser.add_argument("--weights", default=str(shared_folder() / "models" / WEIGHTS_NAME))
+    parser.add_argument("--weights", default=str(shared_folder() / "models" / WEIGHTS_FILE_NAME))
     parser.add_argument("--engine", default=None, help="default: the project's parameter")
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument(

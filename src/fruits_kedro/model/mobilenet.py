@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 FEATURE_DIM = 1280
 IMAGENET = "imagenet"
+# Keras' own name for the ImageNet MobileNetV2 (alpha 1.0, 224 px, no top) weights file.
+WEIGHTS_FILE_NAME = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 
 
 def preprocess(pixels: np.ndarray) -> np.ndarray:

@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 
 from fruits_kedro.pipelines.reduction.nodes import (
+    check_k_params,
     effective_k,
     fit_pca,
+    k_for_variance,
+    plot_pca_scatter,
     plot_variance,
     project,
+    scatter_points,
+    spread_classes,
     to_csv_rows,
 )
 
@@ -83,3 +88,67 @@ def test_variance_plot_has_bars_and_cumulative_line(embeddings):
     bars_axis, line_axis = fig.axes
     assert len(bars_axis.patches) == 4
     assert list(line_axis.lines[0].get_ydata()) == report["cumulative_explained_variance"]
+
+
+def test_target_variance_chooses_the_fewest_components(embeddings):
+    model, report = fit_pca(embeddings, {"k": None, "target_variance": 0.999})
+
+    assert report["k"] == 3  # three strong directions, then noise
+    assert report["target_variance"] == 0.999
+    assert report["total_explained_variance"] >= 0.999
+    assert report["full_spectrum_cumulative"][1] < 0.999
+    assert len(report["full_spectrum_cumulative"]) == 12
+    assert project(embeddings, model).columns[-1] == "pc_3"
+    fig = plot_variance(report)
+    assert len(fig.axes[0].patches) == 3
+    assert len(fig.axes[1].lines[0].get_ydata()) == 12  # the full spectrum
+
+
+@pytest.mark.parametrize(
+    ("cumulative", "target", "k"),
+    [([0.5, 0.9, 1.0], 0.9, 2), ([0.5, 0.9, 1.0], 0.91, 3), ([0.5, 0.8], 0.95, 2), ([1.0], 1.0, 1)],
+)
+def test_k_for_variance(cumulative, target, k):
+    assert k_for_variance(cumulative, target) == k
+
+
+def test_a_fixed_k_wins_over_the_target():
+    assert check_k_params({"k": 50, "target_variance": 0.95}) == (50, None)
+    assert check_k_params({"k": None, "target_variance": 0.9}) == (None, 0.9)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"k": None, "target_variance": None}, r"reduction\.k .*both are null"),
+        ({"k": 0, "target_variance": None}, r"reduction\.k .*positive integer.*0"),
+        ({"k": "ten", "target_variance": None}, r"reduction\.k .*'ten'"),
+        ({"k": None, "target_variance": 1.5}, r"reduction\.target_variance .*1\.5"),
+        ({"target_variance": 0}, r"reduction\.target_variance"),
+    ],
+)
+def test_bad_k_parameters_name_the_key(params, message):
+    with pytest.raises(ValueError, match=message):
+        check_k_params(params)
+
+
+def test_scatter_classes_are_spread_over_the_names():
+    names = [f"Apple {i}" for i in range(10)] + ["Banana", "Cherry", "Kiwi", "Lemon", "Mango"]
+    chosen = spread_classes(names, 4)
+    assert chosen[0] == "Apple 0"
+    assert chosen[-1] == "Mango"
+    assert len(chosen) == 4
+    assert spread_classes(["b", "a"], 5) == ["a", "b"]
+
+
+def test_scatter_points_and_plot(embeddings):
+    model, _ = fit_pca(embeddings, {"k": 2})
+    features = project(embeddings, model)
+
+    points = scatter_points(features, {"scatter_classes": 1, "scatter_points_per_class": 7})
+
+    assert list(points.columns) == ["label", "split", "pc_1", "pc_2"]
+    assert len(points) == 7
+    assert points["label"].nunique() == 1
+    fig = plot_pca_scatter(points)
+    assert len(fig.axes[0].collections) == 1

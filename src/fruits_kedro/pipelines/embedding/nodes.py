@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
+import pandas as pd
+from pyspark.broadcast import Broadcast
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
@@ -22,13 +26,6 @@ from fruits_kedro.model.imaging import decode_image
 from fruits_kedro.model.mobilenet import load_weights
 from fruits_kedro.pipelines.preprocessing.nodes import usable
 from fruits_kedro.spark_utils import spread
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
-
-    import pandas as pd
-    from pyspark.broadcast import Broadcast
-    from pyspark.sql import DataFrame
 
 logger = logging.getLogger(__name__)
 

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 from PIL import Image
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
 from fruits_kedro.model.imaging import ImageDecodeError, decode_image
 from fruits_kedro.spark_utils import spread
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
-
-    from pyspark.sql import DataFrame
 
 CHECK_FIELDS = [
     StructField("format", StringType()),

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import PCA, PCAModel, StandardScaler
 from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-    from pyspark.sql import DataFrame
 
 logger = logging.getLogger(__name__)
 
@@ -45,37 +45,86 @@ def pca_stage(model: PipelineModel) -> PCAModel:
     return stage
 
 
-def fit_pca(image_embeddings: DataFrame, params: dict[str, Any]) -> tuple[PipelineModel, dict]:
-    """Fit centering + PCA on the embeddings.
+def k_for_variance(cumulative: list[float], target: float) -> int:
+    """The fewest leading components whose cumulative explained variance reaches ``target``."""
+    for k, share in enumerate(cumulative, start=1):
+        if share >= target - 1e-12:
+            return k
+    return len(cumulative)
 
-    Args:
-        image_embeddings: ``features`` arrays, one row per image.
-        params: ``k``, the number of components wanted.
 
-    Returns:
-        The fitted Spark ML pipeline model and the explained-variance report.
-    """
-    shape = image_embeddings.agg(F.count("*").alias("rows"), F.max(F.size(FEATURES)).alias("dims"))
-    rows, dims = shape.first() or (0, 0)
-    vectors = image_embeddings.select(array_to_vector(F.col(FEATURES)).alias(VECTOR))
-    k = effective_k(int(params["k"]), rows, dims or 0)
-    logger.info("fitting PCA: k=%d over %d images x %d dims", k, rows, dims)
-    model = Pipeline(
+def check_k_params(params: dict[str, Any]) -> tuple[int | None, float | None]:
+    """``(k, None)`` when ``k`` is set (it wins), else ``(None, target_variance)``."""
+    k, target = params.get("k"), params.get("target_variance")
+    where = "parameter reduction.{} (conf/*/parameters_reduction.yml or --params)"
+    if k is not None:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"{where.format('k')}: a positive integer or null, got {k!r}")
+        return k, None
+    if target is None:
+        raise ValueError(f"{where.format('k')}: set k or target_variance, both are null")
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
+        raise ValueError(
+            f"{where.format('target_variance')}: a share in (0, 1] or null, got {target!r}"
+        )
+    return None, float(target)
+
+
+def _fit(vectors: DataFrame, k: int) -> PipelineModel:
+    return Pipeline(
         stages=[
             StandardScaler(inputCol=VECTOR, outputCol=CENTERED, withMean=True, withStd=False),
             PCA(k=k, inputCol=CENTERED, outputCol=PCA_VECTOR),
         ]
     ).fit(vectors)
+
+
+def _cumulative(model: PipelineModel) -> tuple[list[float], list[float]]:
     ratios = [float(r) for r in pca_stage(model).explainedVariance.toArray()]
-    cumulative = [sum(ratios[: i + 1]) for i in range(len(ratios))]
+    return ratios, [float(c) for c in np.cumsum(ratios)]
+
+
+def fit_pca(image_embeddings: DataFrame, params: dict[str, Any]) -> tuple[PipelineModel, dict]:
+    """Fit centering + PCA on the embeddings.
+
+    Args:
+        image_embeddings: ``features`` arrays, one row per image.
+        params: either ``k``, the number of components, or ``target_variance``, the
+            share of the variance to keep (the smallest such ``k`` is chosen).
+
+    Returns:
+        The fitted Spark ML pipeline model and the explained-variance report.
+    """
+    k_wanted, target = check_k_params(params)
+    shape = image_embeddings.agg(F.count("*").alias("rows"), F.max(F.size(FEATURES)).alias("dims"))
+    rows, dims = shape.first() or (0, 0)
+    vectors = image_embeddings.select(array_to_vector(F.col(FEATURES)).alias(VECTOR)).cache()
+    spectrum: list[float] | None = None
+    if target is None:
+        k = effective_k(int(k_wanted or 0), rows, dims or 0)
+        logger.info("fitting PCA: k=%d over %d images x %d dims", k, rows, dims)
+        model = _fit(vectors, k)
+    else:
+        full_k = effective_k(dims or 0, rows, dims or 0)
+        logger.info("fitting the full PCA spectrum (%d components) over %d images", full_k, rows)
+        model = _fit(vectors, full_k)
+        spectrum = _cumulative(model)[1]
+        k = k_for_variance(spectrum, target)
+        if k < full_k:
+            logger.info("k=%d reaches %.1f %% of the variance: refitting", k, 100 * target)
+            model = _fit(vectors, k)
+    vectors.unpersist()
+    ratios, cumulative = _cumulative(model)
     report = {
         "k": k,
-        "k_requested": int(params["k"]),
+        "k_requested": k_wanted,
+        "target_variance": target,
         "images": rows,
         "input_dim": dims,
         "explained_variance_ratio": ratios,
         "cumulative_explained_variance": cumulative,
         "total_explained_variance": cumulative[-1],
+        "full_spectrum_cumulative": spectrum,
     }
     logger.info("PCA k=%d explains %.1f %% of the variance", k, 100 * cumulative[-1])
     return model, report
@@ -97,16 +146,22 @@ def to_csv_rows(pca_features: DataFrame) -> DataFrame:
 
 
 def plot_variance(pca_variance: dict[str, Any]) -> Figure:
-    """Explained variance per component (bars) and cumulative (line)."""
+    """Explained variance per component (bars) and cumulative (line; the full spectrum
+    when ``k`` was chosen from a target, with the target and ``k`` marked)."""
     ratios = pca_variance["explained_variance_ratio"]
-    cumulative = pca_variance["cumulative_explained_variance"]
-    components = range(1, len(ratios) + 1)
+    cumulative = (
+        pca_variance.get("full_spectrum_cumulative")
+        or pca_variance["cumulative_explained_variance"]
+    )
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.bar(components, ratios, color="tab:blue", label="per component")
+    ax.bar(range(1, len(ratios) + 1), ratios, color="tab:blue", label="per component")
     ax.set_xlabel("principal component")
     ax.set_ylabel("explained variance ratio")
     cum_ax = ax.twinx()
-    cum_ax.plot(components, cumulative, color="tab:orange", label="cumulative")
+    cum_ax.plot(range(1, len(cumulative) + 1), cumulative, color="tab:orange", label="cumulative")
+    if pca_variance.get("target_variance"):
+        cum_ax.axhline(pca_variance["target_variance"], color="grey", linestyle=":")
+        cum_ax.axvline(pca_variance["k"], color="grey", linestyle=":", label="chosen k")
     cum_ax.set_ylim(0, 1.0)
     cum_ax.set_ylabel("cumulative explained variance")
     ax.set_title(
@@ -114,5 +169,46 @@ def plot_variance(pca_variance: dict[str, Any]) -> Figure:
         f"explains {100 * pca_variance['total_explained_variance']:.1f} %"
     )
     fig.legend(loc="center right", bbox_to_anchor=(0.88, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def spread_classes(labels: list[str], n: int) -> list[str]:
+    """``n`` class names evenly spread over the sorted names (varied fruit, not 12 apples)."""
+    ordered = sorted(set(labels))
+    if n >= len(ordered):
+        return ordered
+    return [ordered[int(i)] for i in np.unique(np.linspace(0, len(ordered) - 1, n).round())]
+
+
+def scatter_points(pca_features: DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """``label, split, pc_1, pc_2`` of ``scatter_classes`` classes spread over the names,
+    at most ``scatter_points_per_class`` images each: a readable 2-D picture."""
+    per_class = int(params["scatter_points_per_class"])
+    labels = [row["label"] for row in pca_features.select("label").distinct().collect()]
+    classes = spread_classes(labels, int(params["scatter_classes"]))
+    second = "pc_2" if "pc_2" in pca_features.columns else "pc_1"
+    rank = F.row_number().over(Window.partitionBy("label").orderBy("image_id"))
+    chosen = (
+        pca_features.filter(F.col("label").isin(classes))
+        .withColumn("rank", rank)
+        .filter(F.col("rank") <= per_class)
+        .select("label", "split", "pc_1", F.col(second).alias("pc_2"))
+    )
+    return cast("pd.DataFrame", chosen.toPandas()).sort_values(["label", "pc_1"], ignore_index=True)
+
+
+def plot_pca_scatter(points: pd.DataFrame) -> Figure:
+    """The images on the first two principal components, one colour per class."""
+    fig, ax = plt.subplots(figsize=(9, 6.5))
+    colours = plt.get_cmap("tab20")
+    for i, (label, group) in enumerate(points.groupby("label", sort=True)):
+        ax.scatter(
+            group["pc_1"], group["pc_2"], s=10, alpha=0.7, color=colours(i % 20), label=label
+        )
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
+    ax.set_title(f"First two principal components: {points['label'].nunique()} classes")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=2)
     fig.tight_layout()
     return fig

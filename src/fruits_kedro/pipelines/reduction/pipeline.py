@@ -2,7 +2,14 @@
 
 from kedro.pipeline import Pipeline, node
 
-from fruits_kedro.pipelines.reduction.nodes import fit_pca, plot_variance, project, to_csv_rows
+from fruits_kedro.pipelines.reduction.nodes import (
+    fit_pca,
+    plot_pca_scatter,
+    plot_variance,
+    project,
+    scatter_points,
+    to_csv_rows,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -18,5 +25,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(project, ["image_embeddings", "pca_model"], "pca_features", name="project_pca"),
             node(to_csv_rows, "pca_features", "pca_features_csv", name="export_pca_csv"),
             node(plot_variance, "pca_variance", "pca_variance_plot", name="plot_variance"),
+            node(
+                scatter_points,
+                ["pca_features", "params:reduction"],
+                "pca_scatter_points",
+                name="pick_scatter_points",
+            ),
+            node(
+                plot_pca_scatter, "pca_scatter_points", "pca_scatter_plot", name="plot_pca_scatter"
+            ),
         ]
     )

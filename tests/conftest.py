@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -173,3 +175,42 @@ def random_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "random_mobilenet_v2.weights.h5"
     build_model(32, None).save_weights(path)
     return path
+
+
+@dataclass(frozen=True)
+class MiniRun:
+    """A finished ``kedro run`` of the default pipeline in a scratch project."""
+
+    project: Path
+    images: Path
+    bad: dict[str, str]
+    result: subprocess.CompletedProcess
+
+    @property
+    def data(self) -> Path:
+        return self.project / "data"
+
+
+MINI_RUN_K = 20  # below the 48 training images: a well-posed classifier
+
+
+@pytest.fixture(scope="session")
+def mini_run(tmp_path_factory, mini_dir, weights_file) -> MiniRun:
+    """One real run of the default pipeline on the mini set plus one file of each bad kind,
+    with ``k`` fixed (shared by the end-to-end, predict and notebook tests)."""
+    root = tmp_path_factory.mktemp("mini_run")
+    images = root / "images"
+    shutil.copytree(mini_dir, images)
+    bad = write_bad_files(images)
+    project = copy_project(root / "project")
+
+    result = run_kedro(
+        project,
+        "run",
+        "--env=local",
+        "--params",
+        f"input_dir={images},weights={weights_file},reduction.k={MINI_RUN_K}",
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return MiniRun(project, images, bad, result)

@@ -13,14 +13,32 @@ OUTPUTS = [
     "ingested_images",
     "preprocessed_images",
     "image_quarantine",
+    "model_artifact",
     "image_embeddings",
     "pca_model",
     "pca_features",
     "pca_features_csv",
     "pca_variance",
     "pca_variance_plot",
+    "pca_scatter_points",
+    "pca_scatter_plot",
+    "classifier_model",
+    "classification_metrics",
+    "confusion_matrix",
+    "test_predictions",
+    "accuracy_vs_k",
+    "confusion_matrix_plot",
+    "accuracy_vs_k_plot",
+    "predictor",
+    "run_report",
+    "image_counts",
     "run_metrics",
 ]
+
+
+def test_every_output_of_the_catalog_is_checked_here():
+    catalog = load("local")["catalog"]
+    assert {name for name in catalog if not name.startswith("_")} == {"raw_images", *OUTPUTS}
 
 
 def load(env: str, runtime_params: dict | None = None) -> OmegaConfigLoader:
@@ -60,7 +78,7 @@ def test_emr_reads_and_writes_s3_in_the_eu():
 @pytest.mark.parametrize("env", ["local", "emr"])
 def test_catalog_builds(env):
     catalog = DataCatalog.from_config(load(env)["catalog"])
-    assert set(OUTPUTS) | {"raw_images", "model_artifact"} <= set(catalog.keys())
+    assert {"raw_images", *OUTPUTS} <= set(catalog.keys())
 
 
 def test_s3a_jars_come_from_the_environment_outside_emr(monkeypatch):

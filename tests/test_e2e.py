@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
+import re
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
 
-from tests.conftest import copy_project, run_kedro, write_bad_files
+from tests.conftest import MINI_RUN_K
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,24 +26,8 @@ def read_csv_folder(folder: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, mini_dir, weights_file):
-    """One run of the default pipeline on the mini set plus one file of each bad kind."""
-    root = tmp_path_factory.mktemp("e2e")
-    images = root / "images"
-    shutil.copytree(mini_dir, images)
-    bad = write_bad_files(images)
-    project = copy_project(root / "project")
-
-    result = run_kedro(
-        project,
-        "run",
-        "--env=local",
-        "--params",
-        f"input_dir={images},weights={weights_file},reduction.k=50",
-    )
-
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return project / "data", bad, result
+def finished_run(mini_run):
+    return mini_run.data, mini_run.bad, mini_run.result
 
 
 def test_every_image_is_embedded_or_quarantined(finished_run):
@@ -89,7 +73,7 @@ def test_embeddings_are_1280_floats_per_real_image(finished_run):
 
 def test_pca_outputs_agree(finished_run):
     data, _, _ = finished_run
-    components = [f"pc_{i}" for i in range(1, 51)]
+    components = [f"pc_{i}" for i in range(1, MINI_RUN_K + 1)]
     csv = read_csv_folder(data / "07_model_output/pca_features.csv")
     assert list(csv.columns) == ["path", "label", "split", *components]
     assert len(csv) == MINI_IMAGES
@@ -99,8 +83,8 @@ def test_pca_outputs_agree(finished_run):
     assert (merged["pc_1"] - merged["pc_1_csv"]).abs().max() < 1e-4
 
     variance = json.loads((data / "08_reporting/pca_variance.json").read_text())
-    assert variance["k"] == 50
-    assert 0.9 < variance["total_explained_variance"] <= 1.0
+    assert variance["k"] == MINI_RUN_K
+    assert 0.7 < variance["total_explained_variance"] <= 1.0
     assert (data / "08_reporting/pca_variance.png").stat().st_size > 10_000
     assert (data / "06_models/pca_model/stages").is_dir()
 
@@ -109,8 +93,54 @@ def test_classes_separate_in_pca_space(finished_run):
     """Real features: each image's nearest neighbour (PCA space) is mostly of its own class."""
     data, _, _ = finished_run
     features = pd.read_parquet(data / "07_model_output/pca_features.parquet")
-    matrix = features[[f"pc_{i}" for i in range(1, 51)]].to_numpy()
+    matrix = features[[f"pc_{i}" for i in range(1, MINI_RUN_K + 1)]].to_numpy()
     distances = ((matrix[:, None, :] - matrix[None, :, :]) ** 2).sum(-1)
     distances[range(len(matrix)), range(len(matrix))] = float("inf")
     nearest = features["label"].to_numpy()[distances.argmin(axis=1)]
     assert (nearest == features["label"].to_numpy()).mean() > 0.9
+
+
+def test_classifier_metrics_confusion_and_sweep_agree(finished_run):
+    data, _, _ = finished_run
+    metrics = json.loads((data / "08_reporting/classification_metrics.json").read_text())
+    assert metrics["k"] == MINI_RUN_K
+    assert (metrics["train_images"], metrics["test_images"]) == (48, 24)
+    assert metrics["classes"] == MINI_CLASSES
+    assert metrics["accuracy"] >= 0.9  # 8 classes, 6 training images each
+    assert set(metrics["per_class"]) == set(
+        pd.read_parquet(data / "07_model_output/pca_features.parquet")["label"]
+    )
+    confusion = pd.read_csv(data / "08_reporting/confusion_matrix.csv", index_col=0)
+    assert list(confusion.index) == list(confusion.columns)
+    assert confusion.to_numpy().sum() == metrics["test_images"]
+    assert confusion.to_numpy().trace() / metrics["test_images"] == pytest.approx(
+        metrics["accuracy"]
+    )
+    predictions = pd.read_parquet(data / "07_model_output/test_predictions.parquet")
+    assert len(predictions) == metrics["test_images"]
+    assert predictions["correct"].mean() == pytest.approx(metrics["accuracy"])
+
+    sweep = json.loads((data / "08_reporting/accuracy_vs_k.json").read_text())
+    assert [p["k"] for p in sweep["points"]] == [10, MINI_RUN_K]
+    assert sweep["points"][-1]["accuracy"] == metrics["accuracy"]
+    assert (data / "06_models/classifier_model/stages").is_dir()
+    assert (data / "06_models/predictor/engine/model.tflite").stat().st_size > 1_000_000
+
+
+def test_plots_and_the_report_are_written(finished_run):
+    data, _, _ = finished_run
+    reporting = data / "08_reporting"
+    for plot in ("pca_variance", "pca_scatter", "confusion_matrix", "accuracy_vs_k"):
+        assert (reporting / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (reporting / "run_report.html").read_text()
+    metrics = json.loads((reporting / "classification_metrics.json").read_text())
+    assert f"{100 * metrics['accuracy']:.2f} %" in report
+    assert report.count("data:image/png;base64,") == 4
+    assert "images/s embedded" in report
+    counts = json.loads((reporting / "image_counts.json").read_text())
+    assert (
+        f'<div class="value">{counts["quarantined"]}</div><div class="name">quarantined' in report
+    )
+    throughput = re.search(r'"value">([^<]+)</div><div class="name">images/s embedded', report)
+    assert throughput is not None
+    assert float(throughput.group(1)) > 0  # the throughput of this run is known

@@ -10,7 +10,23 @@ PIPELINE_NODES = {
     "ingestion": {"label_images"},
     "preprocessing": {"check_images", "quarantine_images"},
     "embedding": {"load_model", "embed_images", "reconcile_counts"},
-    "reduction": {"fit_pca", "project_pca", "export_pca_csv", "plot_variance"},
+    "reduction": {
+        "fit_pca",
+        "project_pca",
+        "export_pca_csv",
+        "plot_variance",
+        "pick_scatter_points",
+        "plot_pca_scatter",
+    },
+    "classification": {
+        "train_classifier",
+        "evaluate_classifier",
+        "sweep_k",
+        "plot_confusion_matrix",
+        "plot_accuracy_vs_k",
+        "export_predictor",
+    },
+    "reporting": {"write_report"},
 }
 
 
@@ -38,4 +54,7 @@ def test_viz_build_shows_every_pipeline_and_node(tmp_path):
         "pca_features_csv",
         "pca_variance",
         "pca_model",
+        "classification_metrics",
+        "confusion_matrix_plot",
+        "run_report",
     } <= datasets

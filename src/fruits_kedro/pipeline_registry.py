@@ -7,10 +7,11 @@ from kedro.pipeline import Pipeline
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Register ``ingestion``, ``preprocessing``, ``embedding`` and ``reduction``.
+    """Register ``ingestion``, ``preprocessing``, ``embedding``, ``reduction``,
+    ``classification`` and ``reporting``.
 
     Returns:
-        The pipelines by name; ``__default__`` runs all four.
+        The pipelines by name; ``__default__`` runs them all.
     """
     pipelines = find_pipelines(raise_errors=True)
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))

@@ -50,13 +50,21 @@ class RunMetricsHooks:
         self._timings: dict[str, float] = {}
         self._counts: dict[str, Any] = {}
         self._run_start = 0.0
+        self._catalog: CatalogProtocol | None = None
 
     @hook_impl
     def before_pipeline_run(self, catalog: CatalogProtocol) -> None:
         """Start the run clock and mark the run as running."""
         self._started, self._timings, self._counts = {}, {}, {}
         self._run_start = time.perf_counter()
+        self._catalog = catalog
         self._save(catalog, "running")
+
+    @hook_impl
+    def before_dataset_loaded(self, dataset_name: str) -> None:
+        """A node that reads ``run_metrics`` (the report) sees the run so far."""
+        if dataset_name == METRICS_DATASET and self._catalog is not None:
+            self._save(self._catalog, "running")
 
     @hook_impl
     def before_node_run(self, node: Node) -> None:

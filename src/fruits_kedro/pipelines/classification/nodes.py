@@ -1,0 +1,266 @@
+"""Nodes of the classification pipeline: train on ``Training``, evaluate on ``Test``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.base import Estimator
+from pyspark.ml.classification import LogisticRegression, MultilayerPerceptronClassifier
+from pyspark.ml.feature import IndexToString, StandardScaler, StringIndexer, VectorAssembler
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+logger = logging.getLogger(__name__)
+
+LABEL_INDEX = "label_index"
+ASSEMBLED = "components"
+SCALED = "components_scaled"
+PREDICTED = "predicted_label"
+LOGISTIC_REGRESSION = "logistic_regression"
+MLP = "mlp"
+_COMPONENT = re.compile(r"pc_(\d+)")
+
+
+def component_columns(df: DataFrame, k: int | None = None) -> list[str]:
+    """The ``pc_1 .. pc_k`` columns of ``df`` in order (all of them when ``k`` is None)."""
+    found = sorted(
+        (int(m.group(1)), c) for c in df.columns if (m := _COMPONENT.fullmatch(c)) is not None
+    )
+    if not found:
+        raise ValueError(f"no pc_<n> columns in the PCA features: {df.columns}")
+    return [c for _, c in found][: k or None]
+
+
+def _split(pca_features: DataFrame, name: str) -> DataFrame:
+    return pca_features.filter(F.col("split") == name)
+
+
+def _require_rows(df: DataFrame, split: str, key: str) -> int:
+    rows = df.count()
+    if not rows:
+        raise ValueError(
+            f"no images in split {split!r} (parameter classification.{key}, "
+            "conf/*/parameters_classification.yml): the folders under the input must be "
+            "named after the splits, e.g. Training/<Class>/*.jpg and Test/<Class>/*.jpg"
+        )
+    return rows
+
+
+def _classifier(params: dict[str, Any], inputs: int, classes: int) -> Estimator:
+    kind = params["classifier"]
+    if kind == LOGISTIC_REGRESSION:
+        lr = params[LOGISTIC_REGRESSION]
+        return LogisticRegression(
+            featuresCol=SCALED,
+            labelCol=LABEL_INDEX,
+            family="multinomial",
+            standardization=False,  # the scaler stage already standardises
+            regParam=float(lr["reg_param"]),
+            elasticNetParam=float(lr["elastic_net_param"]),
+            maxIter=int(lr["max_iter"]),
+            tol=float(lr["tol"]),
+        )
+    if kind == MLP:
+        mlp = params[MLP]
+        return MultilayerPerceptronClassifier(
+            featuresCol=SCALED,
+            labelCol=LABEL_INDEX,
+            layers=[inputs, *[int(n) for n in mlp["hidden_layers"]], classes],
+            maxIter=int(mlp["max_iter"]),
+            blockSize=int(mlp["block_size"]),
+            seed=int(mlp["seed"]),
+        )
+    raise ValueError(
+        f"parameter classification.classifier (conf/*/parameters_classification.yml): "
+        f"unknown {kind!r}, expected {LOGISTIC_REGRESSION!r} or {MLP!r}"
+    )
+
+
+def fit_classifier(train: DataFrame, columns: list[str], params: dict[str, Any]) -> PipelineModel:
+    """Fit standardisation of ``columns`` and the classifier on ``train``.
+
+    The model maps ``columns`` to ``predicted_label`` (and ``probability``); the labels are
+    indexed alphabetically for the fit only, so unseen labels can still be evaluated.
+    """
+    indexer = StringIndexer(
+        inputCol="label", outputCol=LABEL_INDEX, stringOrderType="alphabetAsc"
+    ).fit(train)
+    labels = list(indexer.labelsArray[0])
+    if len(labels) < 2:  # noqa: PLR2004
+        raise ValueError(f"the training split has {len(labels)} class(es): at least 2 are needed")
+    return Pipeline(
+        stages=[
+            VectorAssembler(inputCols=columns, outputCol=ASSEMBLED),
+            StandardScaler(inputCol=ASSEMBLED, outputCol=SCALED, withMean=True, withStd=True),
+            _classifier(params, len(columns), len(labels)),
+            IndexToString(inputCol="prediction", outputCol=PREDICTED, labels=labels),
+        ]
+    ).fit(indexer.transform(train))
+
+
+def labels_of(classifier_model: PipelineModel) -> list[str]:
+    """The class labels of a fitted classifier, in the order of its outputs."""
+    stage = classifier_model.stages[-1]
+    if not isinstance(stage, IndexToString):
+        raise TypeError(f"expected IndexToString as the last stage, got {type(stage).__name__}")
+    return list(stage.getLabels())
+
+
+def train_classifier(pca_features: DataFrame, params: dict[str, Any]) -> PipelineModel:
+    """Train the classifier on every principal component of the training split.
+
+    Args:
+        pca_features: ``label, split, pc_1 .. pc_k``, one row per image.
+        params: ``train_split``, ``classifier`` and that classifier's settings.
+    """
+    train = _split(pca_features, params["train_split"]).cache()
+    rows = _require_rows(train, params["train_split"], "train_split")
+    columns = component_columns(pca_features)
+    logger.info(
+        "training %s on %d images x %d components", params["classifier"], rows, len(columns)
+    )
+    start = time.perf_counter()
+    model = fit_classifier(train, columns, params)
+    logger.info("classifier trained in %.1f s", time.perf_counter() - start)
+    train.unpersist()
+    return model
+
+
+def metrics_from_confusion(confusion: pd.DataFrame) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-class precision/recall/F1 of a confusion matrix
+    (rows: true labels, columns: predicted labels, same label order)."""
+    counts = confusion.to_numpy(dtype=np.float64)
+    predicted = counts.sum(axis=0)
+    support = counts.sum(axis=1)
+    hits = np.diag(counts)
+    precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
+    recall = np.divide(hits, support, out=np.zeros_like(hits), where=support > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(hits), where=both > 0)
+    present = support > 0  # macro averages over the classes of the evaluated split
+    return {
+        "accuracy": float(hits.sum() / counts.sum()) if counts.sum() else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
+        "macro_recall": float(recall[present].mean()) if present.any() else 0.0,
+        "per_class": {
+            str(label): {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(confusion.index)
+            if support[i] or predicted[i]
+        },
+    }
+
+
+def confusion_matrix(predictions: DataFrame) -> pd.DataFrame:
+    """Counts of (true ``label``, ``predicted_label``), as a square label x label table."""
+    pairs = cast("pd.DataFrame", predictions.groupBy("label", PREDICTED).count().toPandas())
+    labels = sorted(set(pairs["label"]) | set(pairs[PREDICTED]))
+    table = pairs.pivot_table(
+        index="label", columns=PREDICTED, values="count", aggfunc="sum", fill_value=0
+    )
+    table = table.reindex(index=labels, columns=labels, fill_value=0).astype(int)
+    table.index.name, table.columns.name = "label", None
+    return table
+
+
+def accuracy_of(model: PipelineModel, test: DataFrame) -> float:
+    """Share of ``test`` rows whose predicted label is the true one."""
+    row = model.transform(test).agg(F.avg((F.col(PREDICTED) == F.col("label")).cast("double")))
+    return float((row.first() or [0.0])[0] or 0.0)
+
+
+def evaluate_classifier(
+    pca_features: DataFrame,
+    classifier_model: PipelineModel,
+    pca_variance: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame, DataFrame]:
+    """Evaluate on the test split.
+
+    Returns:
+        ``classification_metrics`` (accuracy, macro-F1, per class, k, variance, counts),
+        the confusion matrix and one prediction per test image.
+    """
+    test = _split(pca_features, params["test_split"])
+    _require_rows(test, params["test_split"], "test_split")
+    predicted = classifier_model.transform(test).cache()
+    confusion = confusion_matrix(predicted)
+    counts = cast("pd.DataFrame", pca_features.groupBy("split").count().toPandas())
+    per_split = counts.set_index("split")["count"]
+    metrics = {
+        "classifier": params["classifier"],
+        "k": len(component_columns(pca_features)),
+        "explained_variance": pca_variance["total_explained_variance"],
+        "train_images": int(per_split.get(params["train_split"], 0)),
+        "test_images": int(per_split.get(params["test_split"], 0)),
+        "classes": len(labels_of(classifier_model)),
+        **metrics_from_confusion(confusion),
+    }
+    logger.info(
+        "test accuracy %.2f %%, macro-F1 %.4f over %d test images (k=%d)",
+        100 * metrics["accuracy"],
+        metrics["macro_f1"],
+        metrics["test_images"],
+        metrics["k"],
+    )
+    probability = vector_to_array(F.col("probability"))
+    predictions = predicted.select(
+        "image_id",
+        "path",
+        "label",
+        PREDICTED,
+        F.array_max(probability).alias("confidence"),
+        (F.col("label") == F.col(PREDICTED)).alias("correct"),
+    )
+    return metrics, confusion, predictions
+
+
+def accuracy_vs_k(
+    pca_features: DataFrame,
+    pca_variance: dict[str, Any],
+    classification_metrics: dict[str, Any],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Test accuracy of the same classifier on the first ``k`` components, for each
+    ``sweep_k`` below the model's ``k`` (the model's own point is reused, not refitted)."""
+    k_model = int(classification_metrics["k"])
+    cumulative = pca_variance["cumulative_explained_variance"]
+    train = _split(pca_features, params["train_split"]).cache()
+    test = _split(pca_features, params["test_split"]).cache()
+    points = []
+    for k in sorted({int(k) for k in params["sweep_k"] if 0 < int(k) < k_model}):
+        start = time.perf_counter()
+        model = fit_classifier(train, component_columns(pca_features, k), params)
+        accuracy = accuracy_of(model, test)
+        logger.info("sweep k=%d: test accuracy %.2f %%", k, 100 * accuracy)
+        points.append(
+            {
+                "k": k,
+                "accuracy": accuracy,
+                "explained_variance": cumulative[k - 1],
+                "fit_s": round(time.perf_counter() - start, 2),
+            }
+        )
+    points.append(
+        {
+            "k": k_model,
+            "accuracy": classification_metrics["accuracy"],
+            "explained_variance": cumulative[k_model - 1],
+            "fit_s": None,
+        }
+    )
+    train.unpersist()
+    test.unpersist()
+    return {"classifier": params["classifier"], "chosen_k": k_model, "points": points}

@@ -1,0 +1,63 @@
+"""Classification pipeline: ``pca_features`` -> classifier, metrics, plots, predictor."""
+
+from kedro.pipeline import Pipeline, node
+
+from fruits_kedro.pipelines.classification.export import export_predictor
+from fruits_kedro.pipelines.classification.nodes import (
+    accuracy_vs_k,
+    evaluate_classifier,
+    train_classifier,
+)
+from fruits_kedro.pipelines.classification.plots import plot_accuracy_vs_k, plot_confusion_matrix
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Train on ``Training``, evaluate on ``Test``, sweep k, export the predictor."""
+    return Pipeline(
+        [
+            node(
+                train_classifier,
+                ["pca_features", "params:classification"],
+                "classifier_model",
+                name="train_classifier",
+            ),
+            node(
+                evaluate_classifier,
+                ["pca_features", "classifier_model", "pca_variance", "params:classification"],
+                ["classification_metrics", "confusion_matrix", "test_predictions"],
+                name="evaluate_classifier",
+            ),
+            node(
+                accuracy_vs_k,
+                [
+                    "pca_features",
+                    "pca_variance",
+                    "classification_metrics",
+                    "params:classification",
+                ],
+                "accuracy_vs_k",
+                name="sweep_k",
+            ),
+            node(
+                plot_confusion_matrix,
+                "confusion_matrix",
+                "confusion_matrix_plot",
+                name="plot_confusion_matrix",
+            ),
+            node(
+                plot_accuracy_vs_k, "accuracy_vs_k", "accuracy_vs_k_plot", name="plot_accuracy_vs_k"
+            ),
+            node(
+                export_predictor,
+                [
+                    "model_artifact",
+                    "pca_model",
+                    "classifier_model",
+                    "params:image",
+                    "classification_metrics",
+                ],
+                "predictor",
+                name="export_predictor",
+            ),
+        ]
+    )

@@ -1,0 +1,182 @@
+"""Classification: train on Training, evaluate on Test, metrics, sweep, export parity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fruits_kedro.model.engines import artifact_of
+from fruits_kedro.pipelines.classification.export import export_predictor
+from fruits_kedro.pipelines.classification.nodes import (
+    accuracy_vs_k,
+    component_columns,
+    confusion_matrix,
+    evaluate_classifier,
+    metrics_from_confusion,
+    train_classifier,
+)
+from fruits_kedro.pipelines.reduction.nodes import fit_pca, project
+
+CLASSES, DIMS = 3, 16
+
+PARAMS = {
+    "train_split": "Training",
+    "test_split": "Test",
+    "classifier": "logistic_regression",
+    "logistic_regression": {
+        "reg_param": 0.0,
+        "elastic_net_param": 0.0,
+        "max_iter": 100,
+        "tol": 1e-6,
+    },
+    "mlp": {"hidden_layers": [8], "max_iter": 200, "block_size": 32, "seed": 1},
+    "sweep_k": [1, 2, 50],
+}
+
+
+def cluster_rows(per_class: int, split: str, seed: int, spread: float = 0.3) -> list[tuple]:
+    """Gaussian clusters, one per class, in DIMS dimensions."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(99).normal(scale=3.0, size=(CLASSES, DIMS))
+    rows = []
+    for c in range(CLASSES):
+        for i in range(per_class):
+            vector = centres[c] + rng.normal(scale=spread, size=DIMS)
+            rows.append((f"{split}{c}-{i}", f"/x/{split}/C{c}/{i}.jpg", f"C{c}", split, vector))
+    return [(*row[:4], [float(v) for v in row[4]]) for row in rows]
+
+
+@pytest.fixture(scope="module")
+def embeddings(spark):
+    rows = cluster_rows(20, "Training", 1) + cluster_rows(10, "Test", 2)
+    return spark.createDataFrame(
+        rows, "image_id string, path string, label string, split string, features array<float>"
+    )
+
+
+@pytest.fixture(scope="module")
+def reduced(embeddings):
+    pca_model, variance = fit_pca(embeddings, {"k": 6})
+    return pca_model, variance, project(embeddings, pca_model).cache()
+
+
+def test_component_columns_are_in_numeric_order(spark):
+    df = spark.createDataFrame(
+        [(1.0, 2.0, 3.0, "a")], "pc_10 double, pc_2 double, pc_1 double, label string"
+    )
+    assert component_columns(df) == ["pc_1", "pc_2", "pc_10"]
+    assert component_columns(df, 2) == ["pc_1", "pc_2"]
+
+
+def test_metrics_of_a_known_confusion_matrix():
+    labels = ["a", "b", "c"]
+    confusion = pd.DataFrame([[8, 2, 0], [1, 9, 0], [0, 0, 0]], index=labels, columns=labels)
+
+    metrics = metrics_from_confusion(confusion)
+
+    assert metrics["accuracy"] == pytest.approx(17 / 20)
+    assert metrics["per_class"]["a"] == pytest.approx(
+        {"precision": 8 / 9, "recall": 0.8, "f1": 2 * (8 / 9) * 0.8 / (8 / 9 + 0.8), "support": 10}
+    )
+    assert metrics["per_class"]["b"]["precision"] == pytest.approx(9 / 11)
+    assert "c" not in metrics["per_class"]  # never true, never predicted
+    f1_a, f1_b = metrics["per_class"]["a"]["f1"], metrics["per_class"]["b"]["f1"]
+    assert metrics["macro_f1"] == pytest.approx((f1_a + f1_b) / 2)
+
+
+@pytest.mark.parametrize("classifier", ["logistic_regression", "mlp"])
+def test_separable_classes_are_learnt_and_exported_exactly(reduced, embeddings, classifier):
+    pca_model, variance, features = reduced
+    params = {**PARAMS, "classifier": classifier}
+
+    model = train_classifier(features, params)
+    metrics, confusion, predictions = evaluate_classifier(features, model, variance, params)
+
+    assert metrics["accuracy"] == 1.0
+    assert metrics["macro_f1"] == 1.0
+    assert (metrics["k"], metrics["train_images"], metrics["test_images"]) == (6, 60, 30)
+    assert metrics["explained_variance"] == pytest.approx(variance["total_explained_variance"])
+    assert metrics["classes"] == CLASSES
+    assert list(confusion.index) == ["C0", "C1", "C2"]
+    assert np.diag(confusion.to_numpy()).tolist() == [10, 10, 10]
+    assert predictions.count() == 30
+    assert predictions.filter("correct").count() == 30
+
+    # the exported arrays give Spark's own probabilities, without Spark
+    artifact = artifact_of(b"not used here", "tflite", 224, 1, 1)
+    predictor = export_predictor(artifact, pca_model, model, {"resample": "bilinear"}, metrics)
+    test = embeddings.filter("split = 'Test'").orderBy("image_id")
+    spark_probabilities = np.array(
+        [
+            row["probability"].toArray()
+            for row in model.transform(project(test, pca_model)).orderBy("image_id").collect()
+        ]
+    )
+    features_np = np.array([row["features"] for row in test.collect()], dtype=np.float32)
+    ours = predictor.probabilities(features_np)
+    np.testing.assert_allclose(ours, spark_probabilities, atol=1e-4)
+    assert predictor.labels == ("C0", "C1", "C2")
+    assert predictor.info["classifier"] == classifier
+
+
+def test_a_test_label_never_seen_in_training_counts_as_a_mistake(spark, reduced):
+    _, variance, features = reduced
+    relabelled = features.selectExpr(
+        "image_id",
+        "path",
+        "CASE WHEN split = 'Test' AND label = 'C2' THEN 'Unknown' ELSE label END AS label",
+        "split",
+        *component_columns(features),
+    )
+    model = train_classifier(relabelled.filter("label != 'Unknown'"), PARAMS)
+
+    metrics, confusion, predictions = evaluate_classifier(relabelled, model, variance, PARAMS)
+
+    assert metrics["test_images"] == 30
+    assert predictions.count() == 30  # nothing dropped
+    assert metrics["accuracy"] == pytest.approx(20 / 30)
+    assert confusion.loc["Unknown"].sum() == 10
+    assert metrics["per_class"]["Unknown"]["recall"] == 0.0
+
+
+def test_missing_split_is_named_with_its_parameter(reduced):
+    _, _, features = reduced
+    with pytest.raises(
+        ValueError, match=r"no images in split 'Train'.*classification\.train_split"
+    ):
+        train_classifier(features, {**PARAMS, "train_split": "Train"})
+
+
+def test_unknown_classifier_names_the_parameter(reduced):
+    _, _, features = reduced
+    with pytest.raises(ValueError, match=r"classification\.classifier.*'forest'"):
+        train_classifier(features, {**PARAMS, "classifier": "forest"})
+
+
+def test_accuracy_against_k_reuses_the_models_point(reduced):
+    _, variance, features = reduced
+    metrics = {"k": 6, "accuracy": 1.0}
+
+    sweep = accuracy_vs_k(features, variance, metrics, PARAMS)
+
+    assert [p["k"] for p in sweep["points"]] == [1, 2, 6]  # 50 > k is skipped
+    assert sweep["chosen_k"] == 6
+    assert sweep["points"][-1]["fit_s"] is None
+    cumulative = variance["cumulative_explained_variance"]
+    assert [p["explained_variance"] for p in sweep["points"]] == [
+        cumulative[0],
+        cumulative[1],
+        cumulative[5],
+    ]
+    assert all(0.0 <= p["accuracy"] <= 1.0 for p in sweep["points"])
+    assert sweep["points"][1]["accuracy"] >= 0.9  # two components separate three clusters
+
+
+def test_confusion_matrix_is_square_over_every_label(spark):
+    predictions = spark.createDataFrame(
+        [("a", "a"), ("a", "b"), ("b", "b"), ("c", "a")], "label string, predicted_label string"
+    )
+    table = confusion_matrix(predictions)
+    assert list(table.index) == list(table.columns) == ["a", "b", "c"]
+    assert table.to_numpy().tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]

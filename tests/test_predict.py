@@ -1,0 +1,85 @@
+"""``fruits-predict``: one JSON line per photo from the predictor a real run exported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.conftest import MiniRun
+
+pytestmark = [pytest.mark.shared, pytest.mark.e2e]
+
+
+def predict(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fruits_kedro.predict", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def spark_predictions(mini_run: MiniRun) -> pd.DataFrame:
+    """The pipeline's own predictions for the test split, by local path."""
+    table = pd.read_parquet(mini_run.data / "07_model_output/test_predictions.parquet")
+    table["local_path"] = table["path"].str.removeprefix("file:")
+    return table.sort_values("local_path", ignore_index=True)
+
+
+def test_the_console_script_is_installed():
+    scripts = {e.name: e.value for e in metadata.entry_points(group="console_scripts")}
+    assert scripts["fruits-predict"] == "fruits_kedro.predict:main"
+
+
+def test_top_labels_match_the_spark_pipeline(mini_run, spark_predictions, tmp_path):
+    chosen = spark_predictions.groupby("label").head(1).head(3)
+    missing = tmp_path / "missing.jpg"
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    model = mini_run.data / "06_models/predictor"
+
+    result = predict(*chosen["local_path"], missing, text, "--model", model, "--repeat", "2")
+
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["path"] for line in lines] == [*chosen["local_path"], str(missing), str(text)]
+    for line, (_, row) in zip(lines, chosen.iterrows(), strict=False):
+        assert len(line["top"]) == 3
+        assert line["top"][0]["label"] == row["predicted_label"]
+        assert line["top"][0]["probability"] == pytest.approx(row["confidence"], abs=1e-3)
+        probabilities = [t["probability"] for t in line["top"]]
+        assert probabilities == sorted(probabilities, reverse=True)
+    assert lines[3] == {"path": str(missing), "error": "file not found"}
+    assert lines[4]["error"].startswith("not an image")
+    assert "model loaded in" in result.stderr
+    assert "after warm-up" in result.stderr
+
+
+def test_every_image_failing_exits_non_zero(mini_run, tmp_path):
+    result = predict(tmp_path / "nothing.jpg", "--model", mini_run.data / "06_models/predictor")
+
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {
+        "path": str(tmp_path / "nothing.jpg"),
+        "error": "file not found",
+    }
+
+
+def test_a_missing_model_says_how_to_make_one(tmp_path):
+    result = predict(tmp_path / "a.jpg", "--model", tmp_path / "no-model")
+
+    assert result.returncode == 2
+    assert "no predictor at" in result.stderr
+    assert "kedro run" in result.stderr
+    assert result.stdout == ""

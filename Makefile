@@ -35,6 +35,9 @@ ifeq ($(strip $(FRUITS_SHARED)),)
 	$(BIN)/python -m fruits_kedro.fetch --dest data/01_raw
 endif
 	$(BIN)/kedro run --env=$(ENV) $(RUN_PARAMS)
+ifeq ($(ENV),local)
+	@echo "Run report: data/08_reporting/run_report.html; classify a photo: $(BIN)/fruits-predict PHOTO.jpg"
+endif
 
 test: install lint jars
 	$(BIN)/pytest

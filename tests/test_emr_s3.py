@@ -127,15 +127,30 @@ def test_every_output_lands_in_the_results_bucket(emr_run, s3):
         "06_models/pca_model/metadata/",
         "07_model_output/pca_features.parquet/",
         "07_model_output/pca_features.csv/",
+        "07_model_output/test_predictions.parquet/",
     ):
         assert f"{RESULTS_PREFIX}/{folder}_SUCCESS" in keys, folder
     for report in (
         "pca_variance.json",
         "pca_variance.png",
+        "pca_scatter.png",
+        "classification_metrics.json",
+        "confusion_matrix.csv",
+        "confusion_matrix.png",
+        "accuracy_vs_k.json",
+        "accuracy_vs_k.png",
+        "run_report.html",
         "run_metrics.json",
         "image_counts.json",
     ):
         assert f"{RESULTS_PREFIX}/08_reporting/{report}" in keys
+    for model in (
+        "06_models/classifier_model/metadata/_SUCCESS",
+        "06_models/embedding_model/model.tflite",
+        "06_models/predictor/predictor.json",
+        "06_models/predictor/engine/model.tflite",
+    ):
+        assert f"{RESULTS_PREFIX}/{model}" in keys, model
 
 
 def test_counts_reconcile_and_the_run_is_marked_complete(emr_run, s3):

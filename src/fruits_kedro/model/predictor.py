@@ -62,6 +62,5 @@ class Predictor:
         """The ``n`` most likely labels of one image, most likely first."""
         best = np.argsort(-probabilities, kind="stable")[:n]
         return [
-            {"label": self.labels[i], "probability": float(f"{probabilities[i]:.4g}")}
-            for i in best
+            {"label": self.labels[i], "probability": float(f"{probabilities[i]:.4g}")} for i in best
         ]

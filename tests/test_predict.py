@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pytest
 
+from fruits_kedro.predict import main
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -83,3 +85,16 @@ def test_a_missing_model_says_how_to_make_one(tmp_path):
     assert "no predictor at" in result.stderr
     assert "kedro run" in result.stderr
     assert result.stdout == ""
+
+
+def test_main_in_process_prints_one_line_per_image(mini_run, spark_predictions, capsys):
+    image = spark_predictions["local_path"].iloc[0]
+
+    status = main([image, "--model", str(mini_run.data / "06_models/predictor"), "--top", "2"])
+
+    out, err = capsys.readouterr()
+    assert status == 0
+    (line,) = [json.loads(text) for text in out.splitlines()]
+    assert line["top"][0]["label"] == spark_predictions["predicted_label"].iloc[0]
+    assert len(line["top"]) == 2
+    assert "model loaded in" in err

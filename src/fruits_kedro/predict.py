@@ -94,21 +94,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_NO_MODEL
     loaded = time.perf_counter()
-    latencies, readable = [], []
+    readable, first_s = [], 0.0
     for image in args.images:
-        began = time.perf_counter()
-        result = predict_one(predictor, image, args.top)
-        latencies.append(time.perf_counter() - began)
+        result, seconds = _timed(predictor, image, args.top)
+        first_s = first_s or seconds
         if "error" not in result:
             readable.append(image)
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()
     first_done = time.perf_counter()
-    warm = [_timed(predictor, image, args.top) for _ in range(args.repeat) for image in readable]
+    warm = [_timed(predictor, image, args.top)[1] for _ in range(args.repeat) for image in readable]
     summary = (
         f"fruits-predict: model loaded in {loaded - start:.2f} s, "
         f"{len(args.images)} image(s) in {first_done - loaded:.2f} s "
-        f"(first {1000 * latencies[0]:.0f} ms)"
+        f"(first {1000 * first_s:.0f} ms)"
     )
     if warm:
         summary += f"; after warm-up {1000 * statistics.median(warm):.1f} ms per image (median of {len(warm)})"
@@ -116,10 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if readable else EXIT_ALL_FAILED
 
 
-def _timed(predictor: Predictor, image: str, top: int) -> float:
+def _timed(predictor: Predictor, image: str, top: int) -> tuple[dict[str, Any], float]:
     began = time.perf_counter()
-    predict_one(predictor, image, top)
-    return time.perf_counter() - began
+    result = predict_one(predictor, image, top)
+    return result, time.perf_counter() - began
 
 
 if __name__ == "__main__":

@@ -42,8 +42,7 @@ def _split(pca_features: DataFrame, name: str) -> DataFrame:
     return pca_features.filter(F.col("split") == name)
 
 
-def _require_rows(df: DataFrame, split: str, key: str) -> int:
-    rows = df.count()
+def _require_rows(rows: int, split: str, key: str) -> int:
     if not rows:
         raise ValueError(
             f"no images in split {split!r} (parameter classification.{key}, "
@@ -121,7 +120,7 @@ def train_classifier(pca_features: DataFrame, params: dict[str, Any]) -> Pipelin
         params: ``train_split``, ``classifier`` and that classifier's settings.
     """
     train = _split(pca_features, params["train_split"]).cache()
-    rows = _require_rows(train, params["train_split"], "train_split")
+    rows = _require_rows(train.count(), params["train_split"], "train_split")
     columns = component_columns(pca_features)
     logger.info(
         "training %s on %d images x %d components", params["classifier"], rows, len(columns)
@@ -193,12 +192,12 @@ def evaluate_classifier(
         ``classification_metrics`` (accuracy, macro-F1, per class, k, variance, counts),
         the confusion matrix and one prediction per test image.
     """
-    test = _split(pca_features, params["test_split"])
-    _require_rows(test, params["test_split"], "test_split")
-    predicted = classifier_model.transform(test).cache()
-    confusion = confusion_matrix(predicted)
     counts = cast("pd.DataFrame", pca_features.groupBy("split").count().toPandas())
     per_split = counts.set_index("split")["count"]
+    _require_rows(int(per_split.get(params["test_split"], 0)), params["test_split"], "test_split")
+    test = _split(pca_features, params["test_split"])
+    predicted = classifier_model.transform(test).cache()
+    confusion = confusion_matrix(predicted)
     metrics = {
         "classifier": params["classifier"],
         "k": len(component_columns(pca_features)),

@@ -17,7 +17,7 @@ endif
 
 # Spark's S3A connector for local runs against S3 (EMR ships its own): fetched into ~/.m2,
 # from where spark.jars.packages resolves it.
-S3A_JARS = org.apache.hadoop:hadoop-aws:3.4.1 software.amazon.awssdk:bundle:2.24.6
+S3A_JARS = org.apache.hadoop:hadoop-aws:3.4.2 software.amazon.awssdk:bundle:2.29.52
 M2_GET = org.apache.maven.plugins:maven-dependency-plugin:3.8.1:get
 
 .PHONY: install run test lint viz jars package clean

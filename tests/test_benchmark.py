@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import pytest
+
 from fruits_kedro import benchmark
 from tests.conftest import PROJECT_ROOT, write_images
 
@@ -58,3 +60,45 @@ def test_benchmark_prints_pipeline_ceiling_and_keras_figures(tmp_path, random_we
     assert result["keras_img_s"] > 0
     assert result["peak_rss_mb"] > 10  # a Spark Python worker was seen
     assert 0.0 <= result["knn_accuracy"] <= 1.0
+
+
+def test_end_to_end_benchmark_times_the_whole_run(tmp_path, random_weights):
+    images = write_images(tmp_path / "images", classes=3, per_split=4)
+    (tmp_path / "images/Test/Fruit 0/empty.jpg").write_bytes(b"")
+
+    code = benchmark.main(
+        [
+            "--end-to-end",
+            "--input-dir",
+            str(tmp_path / "images"),
+            "--weights",
+            str(random_weights),
+            "--input-size",
+            "32",
+            "--params",
+            "reduction.k=4,classification.sweep_k=[2]",
+            "--project-dir",
+            str(PROJECT_ROOT),
+            "--output",
+            str(tmp_path / "result.json"),
+        ]
+    )
+
+    assert code == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert (result["images"], result["embedded"]) == (images + 1, images)
+    assert result["wall_s"] > result["embed_s"] > 0
+    assert result["overhead_ratio"] == pytest.approx(
+        result["wall_s"] / (result["images"] / result["ceiling_img_s"]), rel=1e-2
+    )
+    assert {"label_images", "embed_images", "fit_pca", "sweep_k", "export_predictor"} <= set(
+        result["node_wall_time_s"]
+    )
+    assert result["driver_jvm_rss_mb"] > 100  # the Spark JVM of this process was seen
+    assert result["driver_python_rss_mb"] > 50
+    assert result["worker_rss_mb"] > 10
+    assert result["bytes_written"]["image_embeddings"] > 0
+    assert result["bytes_written_total"] == sum(result["bytes_written"].values())
+    assert result["input_bytes"] == sum(
+        f.stat().st_size for f in (tmp_path / "images").rglob("*.jpg")
+    )

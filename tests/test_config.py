@@ -10,8 +10,6 @@ from fruits_kedro import settings
 from tests.conftest import PROJECT_ROOT
 
 OUTPUTS = [
-    "ingested_images",
-    "preprocessed_images",
     "image_quarantine",
     "model_artifact",
     "image_embeddings",
@@ -82,7 +80,7 @@ def test_catalog_builds(env):
 
 
 def test_s3a_jars_come_from_the_environment_outside_emr(monkeypatch):
-    monkeypatch.setenv("FRUITS_SPARK_PACKAGES", "org.apache.hadoop:hadoop-aws:3.4.1")
-    assert load("emr")["spark"]["spark.jars.packages"] == "org.apache.hadoop:hadoop-aws:3.4.1"
+    monkeypatch.setenv("FRUITS_SPARK_PACKAGES", "org.apache.hadoop:hadoop-aws:3.4.2")
+    assert load("emr")["spark"]["spark.jars.packages"] == "org.apache.hadoop:hadoop-aws:3.4.2"
     monkeypatch.delenv("FRUITS_SPARK_PACKAGES")
     assert load("emr")["spark"]["spark.jars.packages"] == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import TYPE_CHECKING
@@ -40,10 +41,10 @@ def test_every_image_is_embedded_or_quarantined(finished_run):
         "feature_dim": 1280,
     }
     assert metrics["embedding_images_per_s"] > 0
-    assert {"label_images", "check_images", "embed_images", "fit_pca"} <= metrics[
+    assert {"label_images", "embed_images", "fit_pca", "sweep_k"} <= metrics[
         "node_wall_time_s"
     ].keys()
-    assert metrics["versions"]["pyspark"] == "4.0.2"
+    assert metrics["versions"]["pyspark"] == "4.1.1"
     assert metrics["spark_conf"]["spark.sql.adaptive.enabled"].lower() == "true"
     assert metrics["spark_conf"]["spark.serializer"].endswith("KryoSerializer")
 
@@ -61,14 +62,35 @@ def test_quarantine_names_each_bad_file_and_why(finished_run):
 
 
 def test_embeddings_are_1280_floats_per_real_image(finished_run):
-    data, _, _ = finished_run
-    embeddings = pd.read_parquet(data / "04_feature/image_embeddings.parquet")
+    data, bad, _ = finished_run
+    table = pd.read_parquet(data / "04_feature/image_embeddings.parquet")
+    assert len(table) == MINI_IMAGES + len(bad)  # every image read, once
+    assert table["path"].is_unique
+    quarantined = table[table["reason"].notna()]
+    assert quarantined["features"].isna().all()
+    assert {p.split("/images/", 1)[1] for p in quarantined["path"]} == bad.keys()
+    embeddings = table[table["reason"].isna()]
     assert len(embeddings) == MINI_IMAGES
     assert embeddings["features"].map(len).eq(1280).all()
     assert embeddings["label"].nunique() == MINI_CLASSES
     assert set(embeddings["split"]) == {"Training", "Test"}
     assert embeddings["image_id"].is_unique
     assert embeddings["features"].map(lambda f: f.std()).gt(0).all()  # no zero vectors
+
+
+def test_no_copy_of_the_image_bytes_is_written(finished_run):
+    data, _, _ = finished_run
+    written = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
+    features = sum(f.stat().st_size for f in (data / "04_feature").rglob("*") if f.is_file())
+    assert not (data / "02_intermediate").exists()
+    assert not (data / "03_primary/preprocessed_images.parquet").exists()
+    tables = [p.name for p in data.rglob("*.parquet") if p.is_dir()]
+    assert sorted(tables) == [
+        "image_embeddings.parquet",
+        "pca_features.parquet",
+        "test_predictions.parquet",
+    ]
+    assert features < written
 
 
 def test_pca_outputs_agree(finished_run):
@@ -136,6 +158,9 @@ def test_plots_and_the_report_are_written(finished_run):
     metrics = json.loads((reporting / "classification_metrics.json").read_text())
     assert f"{100 * metrics['accuracy']:.2f} %" in report
     assert report.count("data:image/png;base64,") == 4
+    for plot in ("pca_variance", "pca_scatter", "confusion_matrix", "accuracy_vs_k"):
+        saved = base64.b64encode((reporting / f"{plot}.png").read_bytes()).decode()
+        assert f"data:image/png;base64,{saved}" in report  # the saved plot, not a redraw
     assert "images/s embedded" in report
     counts = json.loads((reporting / "image_counts.json").read_text())
     assert (

@@ -28,14 +28,14 @@ REGION = "eu-west-1"
 DATASET, RESULTS = "fruits-dataset-bucket", "fruits-results-bucket"
 IMAGES_PREFIX, RESULTS_PREFIX = "fruits-360", "fruits-kedro"
 WEIGHTS_KEY = f"models/{WEIGHTS_FILE_NAME}"
-S3A_PACKAGES = "org.apache.hadoop:hadoop-aws:3.4.1,software.amazon.awssdk:bundle:2.24.6"
+S3A_PACKAGES = "org.apache.hadoop:hadoop-aws:3.4.2,software.amazon.awssdk:bundle:2.29.52"
 MINI_IMAGES = 72
 
 
 @pytest.fixture(scope="module", autouse=True)
 def s3a_jars() -> None:
     """The S3A jars in the local Maven repository (``make jars``), where Spark resolves them."""
-    jar = Path.home() / ".m2/repository/org/apache/hadoop/hadoop-aws/3.4.1/hadoop-aws-3.4.1.jar"
+    jar = Path.home() / ".m2/repository/org/apache/hadoop/hadoop-aws/3.4.2/hadoop-aws-3.4.2.jar"
     if not jar.exists():
         if os.environ.get("FRUITS_REQUIRE_S3A"):
             pytest.fail(f"FRUITS_REQUIRE_S3A is set but {jar} is missing")
@@ -120,8 +120,6 @@ def test_nothing_touches_the_local_data_folder(emr_run):
 def test_every_output_lands_in_the_results_bucket(emr_run, s3):
     keys = results(s3)
     for folder in (
-        "02_intermediate/ingested_images.parquet/",
-        "03_primary/preprocessed_images.parquet/",
         "03_primary/image_quarantine.csv/",
         "04_feature/image_embeddings.parquet/",
         "06_models/pca_model/metadata/",
@@ -151,6 +149,8 @@ def test_every_output_lands_in_the_results_bucket(emr_run, s3):
         "06_models/predictor/engine/model.tflite",
     ):
         assert f"{RESULTS_PREFIX}/{model}" in keys, model
+    # the image bytes are read once from the dataset bucket and never copied
+    assert not [k for k in keys if "/02_intermediate/" in k or "preprocessed" in k]
 
 
 def test_counts_reconcile_and_the_run_is_marked_complete(emr_run, s3):
@@ -170,8 +170,10 @@ def test_features_quarantine_and_csv_are_right(emr_run, s3):
     _, bad = emr_run
     embeddings = [k for k in results(s3, "04_feature/") if k.endswith(".parquet")]
     frames = [pd.read_parquet(io.BytesIO(read_object(s3, k))) for k in embeddings]
-    features = pd.concat(frames)
-    assert len(features) == MINI_IMAGES
+    table = pd.concat(frames)
+    assert len(table) == MINI_IMAGES + len(bad)  # one row per image read
+    assert table["features"].isna().sum() == table["reason"].notna().sum() == len(bad)
+    features = table[table["reason"].isna()]
     assert features["features"].map(len).eq(1280).all()
     assert features["path"].str.startswith(f"s3a://{DATASET}/{IMAGES_PREFIX}/").all()
 

@@ -1,14 +1,18 @@
-"""Embedding benchmark: the Spark stage against the single-process ceiling of the same engine.
+"""Benchmarks: the embedding stage, or the whole run, against the engine alone.
 
 Runs the project's real pipelines (Kedro session, local Spark) in a scratch copy of the
-project, then, in the same process, the same engine alone on the same images, and plain
-Keras on a subset::
+project, then, in the same process, the same engine alone on the same images::
 
     python -m fruits_kedro.benchmark [--input-dir DIR] [--weights FILE] [--engine E]
+    python -m fruits_kedro.benchmark --end-to-end [--input-dir DIR]
 
-The last line printed is one JSON object with ``pipeline_img_s``, ``ceiling_img_s``,
-``ratio``, ``keras_img_s``, ``peak_rss_mb`` (largest Spark Python worker) and
-``knn_accuracy`` (Test split, 1-nearest-neighbour on Training features: a quality check).
+The last line printed is one JSON object. The embedding benchmark gives ``pipeline_img_s``,
+``ceiling_img_s``, ``ratio``, ``keras_img_s`` (plain Keras on a subset), ``peak_rss_mb``
+(largest Spark Python worker) and ``knn_accuracy`` (Test split, 1-nearest-neighbour on the
+Training features: a quality check). The end-to-end benchmark times the whole default
+``kedro run`` and gives ``wall_s``, ``embed_s``, ``ceiling_img_s``, ``overhead_ratio`` =
+``wall_s / (images / ceiling_img_s)``, the wall time of every node, the peak RSS of the driver
+(Python and JVM) and of the largest Python worker, and the bytes written per dataset.
 """
 
 from __future__ import annotations
@@ -25,22 +29,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from fruits_kedro.fetch import IMAGE_SUFFIXES
 from fruits_kedro.model.engines import KERAS, export_artifact, get_engine
-from fruits_kedro.model.imaging import decode_image
+from fruits_kedro.model.featurize import featurize
 from fruits_kedro.model.mobilenet import WEIGHTS_FILE_NAME, load_weights
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import pandas as pd
+
 logger = logging.getLogger(__name__)
 
 SPARK_WORKER_MARKS = (b"pyspark.daemon", b"pyspark.worker")
+JVM_MARK = b"org.apache.spark.deploy.SparkSubmit"
 
 
 def shared_folder() -> Path:
@@ -65,6 +71,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=256,
         help="images for the plain-Keras reference (0 to skip)",
+    )
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="time the whole default kedro run instead of the embedding stage",
+    )
+    parser.add_argument(
+        "--ceiling-images",
+        type=int,
+        default=4000,
+        help="end-to-end: images (evenly spread) timed for the engine alone (0: all)",
     )
     parser.add_argument("--project-dir", type=Path, default=Path.cwd())
     parser.add_argument("--output", type=Path, help="also write the JSON result to this file")
@@ -111,11 +128,24 @@ def run_pipelines(project: Path, params: dict[str, Any], names: list[str]) -> No
             session.close()
 
 
+def load_outputs(project: Path, params: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Load the named outputs of the last run through the project's catalog."""
+    bootstrap_project(project)
+    session = KedroSession.create(project_path=project, env="local", runtime_params=params)
+    try:
+        catalog = session.load_context().catalog
+        return {name: catalog.load(name) for name in names}
+    finally:
+        session.close()
+
+
 class WorkerPeakRss:
-    """Largest peak RSS (``VmHWM``) of the Spark Python workers, polled from ``/proc``."""
+    """Largest peak RSS (``VmHWM``) of the Spark Python workers, polled from ``/proc``;
+    also the peak of the Spark JVM started by this process (``jvm_peak_kb``)."""
 
     def __init__(self, interval_s: float = 0.5) -> None:
         self.peak_kb = 0
+        self.jvm_peak_kb = 0
         self._interval = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -130,17 +160,31 @@ class WorkerPeakRss:
 
     def _poll(self) -> None:
         while not self._stop.wait(self._interval):
-            for status in _spark_worker_status_files():
-                self.peak_kb = max(self.peak_kb, _vm_hwm_kb(status))
+            for status, is_jvm in _spark_status_files():
+                if is_jvm:
+                    self.jvm_peak_kb = max(self.jvm_peak_kb, _vm_hwm_kb(status))
+                else:
+                    self.peak_kb = max(self.peak_kb, _vm_hwm_kb(status))
 
 
-def _spark_worker_status_files() -> Iterator[Path]:
+def _spark_status_files() -> Iterator[tuple[Path, bool]]:
+    """``/proc/<pid>/status`` of the Spark processes: (path, is the JVM of this process)."""
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if any(mark in (proc / "cmdline").read_bytes() for mark in SPARK_WORKER_MARKS):
-                yield proc / "status"
+            command = (proc / "cmdline").read_bytes()
+            if any(mark in command for mark in SPARK_WORKER_MARKS):
+                yield proc / "status", False
+            elif JVM_MARK in command and _parent(proc) == os.getpid():
+                yield proc / "status", True
         except OSError:
             continue
+
+
+def _parent(proc: Path) -> int:
+    for line in (proc / "status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    return -1
 
 
 def _vm_hwm_kb(status: Path) -> int:
@@ -153,12 +197,14 @@ def _vm_hwm_kb(status: Path) -> int:
     return 0
 
 
-def nearest_neighbour_accuracy(embeddings: Path) -> float | None:
+def nearest_neighbour_accuracy(frame: pd.DataFrame) -> float | None:
     """Test-split accuracy of a cosine 1-nearest-neighbour on the Training split's features.
 
     A quick quality check of the features (e.g. across input sizes), not a classifier.
+
+    Args:
+        frame: ``label, split, features`` of the embedded images.
     """
-    frame = pd.read_parquet(embeddings, columns=["label", "split", "features"])
     train, test = frame[frame["split"] == "Training"], frame[frame["split"] == "Test"]
     if train.empty or test.empty:
         return None
@@ -183,7 +229,7 @@ def single_process_img_s(files: list[Path], artifact: Any, size: int, resample: 
     start = time.perf_counter()
     for i in range(0, len(files), artifact.batch_size):
         chunk = files[i : i + artifact.batch_size]
-        engine(np.stack([decode_image(p.read_bytes(), size, resample) for p in chunk]))
+        featurize([p.read_bytes() for p in chunk], engine, size, resample)
     return len(files) / (time.perf_counter() - start)
 
 
@@ -193,23 +239,101 @@ def main(argv: list[str] | None = None) -> int:
     files = image_files(args.input_dir)
     if not files:
         raise SystemExit(f"no image below {args.input_dir}: pass --input-dir")
-    params = runtime_params(args)
-    with tempfile.TemporaryDirectory(prefix="fruits-benchmark-") as tmp:
-        project = scratch_project(args.project_dir.resolve(), Path(tmp) / "project")
-        run_pipelines(project, params, ["ingestion", "preprocessing"])
-        with WorkerPeakRss() as rss:
-            run_pipelines(project, params, ["embedding"])
-        metrics = json.loads((project / "data/08_reporting/run_metrics.json").read_text())
-        metrics["knn_accuracy"] = nearest_neighbour_accuracy(
-            project / "data/04_feature/image_embeddings.parquet"
-        )
-        settings = _settings(project, params)
-    result = _measure(files, args, metrics, settings, rss.peak_kb)
+    result = end_to_end(files, args) if args.end_to_end else embedding_stage(files, args)
     line = json.dumps(result)
     if args.output:
         args.output.write_text(line + "\n")
     print(line)  # noqa: T201  (the benchmark's output)
     return 0
+
+
+def embedding_stage(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
+    """The embedding pipeline against the engine alone and plain Keras."""
+    params = runtime_params(args)
+    with tempfile.TemporaryDirectory(prefix="fruits-benchmark-") as tmp:
+        project = scratch_project(args.project_dir.resolve(), Path(tmp) / "project")
+        with WorkerPeakRss() as rss:
+            run_pipelines(project, params, ["embedding"])
+        outputs = load_outputs(project, params, ["run_metrics", "image_embeddings"])
+        metrics = outputs["run_metrics"]
+        embedded = outputs["image_embeddings"].filter("reason IS NULL")
+        metrics["knn_accuracy"] = nearest_neighbour_accuracy(
+            embedded.select("label", "split", "features").toPandas()
+        )
+        settings = _settings(project, params)
+    return _measure(files, args, metrics, settings, rss.peak_kb)
+
+
+def end_to_end(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
+    """The whole default run against the engine alone on the same images."""
+    params = runtime_params(args)
+    with tempfile.TemporaryDirectory(prefix="fruits-benchmark-") as tmp:
+        project = scratch_project(args.project_dir.resolve(), Path(tmp) / "project")
+        start = time.perf_counter()
+        with WorkerPeakRss() as rss:
+            run_pipelines(project, params, ["__default__"])
+        wall_s = time.perf_counter() - start
+        metrics = load_outputs(project, params, ["run_metrics"])["run_metrics"]
+        written = bytes_written(project, params)
+        settings = _settings(project, params)
+    timed = files[:: max(1, len(files) // args.ceiling_images)] if args.ceiling_images else files
+    ceiling = _ceiling(timed, args, settings)
+    images = int(metrics["images"]["read"])
+    return {
+        "images": images,
+        "embedded": metrics["images"]["embedded"],
+        "wall_s": round(wall_s, 1),
+        "embed_s": metrics["node_wall_time_s"].get("embed_images"),
+        "ceiling_img_s": round(ceiling, 2),
+        "ceiling_images": len(timed),
+        "overhead_ratio": round(wall_s / (images / ceiling), 3),
+        "wall_ms_per_image": round(1000 * wall_s / images, 3),
+        "node_wall_time_s": metrics["node_wall_time_s"],
+        "driver_python_rss_mb": round(_self_peak_kb() / 1024, 1),
+        "driver_jvm_rss_mb": round(rss.jvm_peak_kb / 1024, 1),
+        "worker_rss_mb": round(rss.peak_kb / 1024, 1),
+        "input_bytes": sum(f.stat().st_size for f in files),
+        "bytes_written": written,
+        "bytes_written_total": sum(written.values()),
+        "engine": settings["embedding"]["engine"],
+        "input_size": settings["image"]["input_size"],
+        "cores": os.cpu_count(),
+    }
+
+
+def bytes_written(project: Path, params: dict[str, Any]) -> dict[str, int]:
+    """Bytes on disk of every output of the catalog (files of a folder added up)."""
+    bootstrap_project(project)
+    session = KedroSession.create(project_path=project, env="local", runtime_params=params)
+    try:
+        entries = session.load_context().config_loader["catalog"]
+    finally:
+        session.close()
+    sizes = {}
+    for name, entry in entries.items():
+        if name == "raw_images" or not isinstance(entry, dict) or "filepath" not in entry:
+            continue
+        path = Path(entry["filepath"])
+        path = path if path.is_absolute() else project / path
+        if path.is_file():
+            sizes[name] = path.stat().st_size
+        elif path.is_dir():
+            sizes[name] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return dict(sorted(sizes.items(), key=lambda item: -item[1]))
+
+
+def _self_peak_kb() -> int:
+    return _vm_hwm_kb(Path("/proc/self/status"))
+
+
+def _ceiling(files: list[Path], args: argparse.Namespace, settings: dict[str, Any]) -> float:
+    embedding, image = settings["embedding"], settings["image"]
+    size, resample = int(image["input_size"]), str(image["resample"])
+    weights = load_weights(str(Path(args.weights).resolve()), size)
+    artifact = export_artifact(
+        weights, embedding["engine"], size, os.cpu_count() or 1, int(embedding["batch_size"])
+    )
+    return single_process_img_s(files, artifact, size, resample)
 
 
 def _settings(project: Path, params: dict[str, Any]) -> dict[str, Any]:

@@ -5,14 +5,20 @@ from __future__ import annotations
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
+from fruits_kedro.pipelines import ingestion
+
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Register ``ingestion``, ``preprocessing``, ``embedding``, ``reduction``,
-    ``classification`` and ``reporting``.
+    """Register ``ingestion``, ``embedding``, ``reduction``, ``classification`` and ``export``.
+
+    The image bytes are not persisted between ingestion and embedding (they are read once),
+    so the ``embedding`` pipeline runs the ingestion node too.
 
     Returns:
         The pipelines by name; ``__default__`` runs them all.
     """
     pipelines = find_pipelines(raise_errors=True)
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    if "embedding" in pipelines:
+        pipelines["embedding"] = ingestion.create_pipeline() + pipelines["embedding"]
     return pipelines

@@ -1,8 +1,9 @@
-"""End-of-run metrics: counts, wall time per node, throughput, versions, Spark settings.
+"""End-of-run metrics and report: counts, wall time per node, throughput, versions, Spark.
 
 ``run_metrics`` is also the run's completion marker: ``"status"`` is ``running`` from the
 start, then ``complete`` or ``failed``, so a failed run never leaves a result that looks
-complete.
+complete. Hooks only observe: no node reads what they write. When the run ends, the run
+report is written from the run's saved outputs and these metrics.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from kedro.framework.hooks import hook_impl
 from pyspark.sql import SparkSession
 
+from fruits_kedro.reporting import report
+
 if TYPE_CHECKING:
     from kedro.io import CatalogProtocol
     from kedro.pipeline import Pipeline
@@ -25,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 COUNTS_DATASET = "image_counts"
 METRICS_DATASET = "run_metrics"
+REPORT_DATASET = "run_report"
 EMBEDDING_NODE = "embed_images"
 PACKAGES = (
     "kedro",
@@ -50,21 +54,13 @@ class RunMetricsHooks:
         self._timings: dict[str, float] = {}
         self._counts: dict[str, Any] = {}
         self._run_start = 0.0
-        self._catalog: CatalogProtocol | None = None
 
     @hook_impl
     def before_pipeline_run(self, catalog: CatalogProtocol) -> None:
         """Start the run clock and mark the run as running."""
         self._started, self._timings, self._counts = {}, {}, {}
         self._run_start = time.perf_counter()
-        self._catalog = catalog
         self._save(catalog, "running")
-
-    @hook_impl
-    def before_dataset_loaded(self, dataset_name: str) -> None:
-        """A node that reads ``run_metrics`` (the report) sees the run so far."""
-        if dataset_name == METRICS_DATASET and self._catalog is not None:
-            self._save(self._catalog, "running")
 
     @hook_impl
     def before_node_run(self, node: Node) -> None:
@@ -85,9 +81,10 @@ class RunMetricsHooks:
 
     @hook_impl
     def after_pipeline_run(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
-        """Save the run's metrics as complete."""
+        """Write the run report, then save the run's metrics as complete."""
         for node in pipeline.nodes:
             self._stop_clock(node, only_if_unset=True)
+        write_report(catalog, {"status": "complete", **self.metrics()})
         metrics = self._save(catalog, "complete")
         logger.info("run complete in %.1f s: images %s", metrics["wall_time_s"], metrics["images"])
 
@@ -120,6 +117,19 @@ class RunMetricsHooks:
             "versions": versions(),
             "spark_conf": spark_conf(),
         }
+
+
+def write_report(catalog: CatalogProtocol, metrics: dict[str, Any]) -> None:
+    """Render ``run_report`` from the run's saved outputs, when they all exist."""
+    names = [*report.INPUTS, *report.PLOTS.values()]
+    missing = [name for name in names if name not in catalog or not catalog.exists(name)]
+    if REPORT_DATASET not in catalog or missing:
+        logger.info("run report not written: no %s yet", ", ".join(missing) or REPORT_DATASET)
+        return
+    outputs = {name: catalog.load(name) for name in report.INPUTS}
+    plots = {key: catalog.load(name) for key, name in report.PLOTS.items()}
+    catalog.save(REPORT_DATASET, report.render_report(outputs, plots, metrics))
+    logger.info("run report written: %s", REPORT_DATASET)
 
 
 def versions() -> dict[str, str]:

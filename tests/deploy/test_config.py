@@ -28,7 +28,7 @@ def test_the_project_conf_loads(settings):
     assert settings.region == "eu-west-1"
     assert settings.results_bucket == "fruits-results-bucket"
     assert settings.results_prefix == "fruits-kedro"
-    assert settings.cluster.release_label == "emr-spark-8.0.0"
+    assert settings.cluster.release_label == "emr-spark-8.1.0"
     assert settings.cluster.prices["m7g.2xlarge"].vcpu == 8
     assert settings.cluster.fleets.core.market == "SPOT"
 

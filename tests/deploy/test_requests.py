@@ -60,7 +60,7 @@ def test_run_cluster_ends_itself_after_its_step_and_up_cluster_stays(settings):
 def test_run_job_flow_has_the_cluster_settings(settings):
     request = req.run_job_flow_request(settings, keep_alive=True, steps=[])
 
-    assert request["ReleaseLabel"] == "emr-spark-8.0.0"
+    assert request["ReleaseLabel"] == "emr-spark-8.1.0"
     assert request["LogUri"] == "s3://fruits-results-bucket/fruits-kedro/logs/"
     assert {"Name": "Spark"} in request["Applications"]
     assert request["StepConcurrencyLevel"] == 1 and request["VisibleToAllUsers"] is True

@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fruits_kedro.ml_stages import component_columns
 from fruits_kedro.model.engines import artifact_of
-from fruits_kedro.pipelines.classification.export import export_predictor
 from fruits_kedro.pipelines.classification.nodes import (
     accuracy_vs_k,
-    component_columns,
     confusion_matrix,
     evaluate_classifier,
     metrics_from_confusion,
     train_classifier,
 )
+from fruits_kedro.pipelines.export.nodes import export_predictor
 from fruits_kedro.pipelines.reduction.nodes import fit_pca, project
 
 CLASSES, DIMS = 3, 16
@@ -44,14 +44,16 @@ def cluster_rows(per_class: int, split: str, seed: int, spread: float = 0.3) -> 
         for i in range(per_class):
             vector = centres[c] + rng.normal(scale=spread, size=DIMS)
             rows.append((f"{split}{c}-{i}", f"/x/{split}/C{c}/{i}.jpg", f"C{c}", split, vector))
-    return [(*row[:4], [float(v) for v in row[4]]) for row in rows]
+    return [(*row[:4], [float(v) for v in row[4]], None) for row in rows]
 
 
 @pytest.fixture(scope="module")
 def embeddings(spark):
     rows = cluster_rows(20, "Training", 1) + cluster_rows(10, "Test", 2)
     return spark.createDataFrame(
-        rows, "image_id string, path string, label string, split string, features array<float>"
+        rows,
+        "image_id string, path string, label string, split string, features array<float>,"
+        " reason string",
     )
 
 
@@ -156,9 +158,10 @@ def test_unknown_classifier_names_the_parameter(reduced):
 
 def test_accuracy_against_k_reuses_the_models_point(reduced):
     _, variance, features = reduced
-    metrics = {"k": 6, "accuracy": 1.0}
+    model = train_classifier(features, PARAMS)
+    metrics = {"k": 99, "accuracy": 1.0}  # k comes from the model, not from the metrics
 
-    sweep = accuracy_vs_k(features, variance, metrics, PARAMS)
+    sweep = accuracy_vs_k(features, model, variance, metrics, PARAMS)
 
     assert [p["k"] for p in sweep["points"]] == [1, 2, 6]  # 50 > k is skipped
     assert sweep["chosen_k"] == 6
@@ -171,6 +174,22 @@ def test_accuracy_against_k_reuses_the_models_point(reduced):
     ]
     assert all(0.0 <= p["accuracy"] <= 1.0 for p in sweep["points"])
     assert sweep["points"][1]["accuracy"] >= 0.9  # two components separate three clusters
+
+
+def test_each_sweep_point_is_the_classifier_refitted_on_k_components(reduced):
+    """The shared scaling and slicing give the accuracy of a plain refit at that k."""
+    _, variance, features = reduced
+    model = train_classifier(features, PARAMS)
+    sweep = accuracy_vs_k(features, model, variance, {"accuracy": 1.0}, PARAMS)
+
+    for point in sweep["points"][:-1]:
+        refit = train_classifier(
+            features.select(*features.columns[:4], *[f"pc_{i}" for i in range(1, point["k"] + 1)]),
+            PARAMS,
+        )
+        test = features.filter("split = 'Test'")
+        predicted = refit.transform(test).filter("predicted_label = label").count()
+        assert point["accuracy"] == pytest.approx(predicted / test.count())
 
 
 def test_confusion_matrix_is_square_over_every_label(spark):

@@ -1,25 +1,27 @@
-"""Ingestion: the catalog's binaryFile reader, and label/split from the path."""
+"""Ingestion: the catalog's image reader (zero-byte files included), label/split from the path."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
-from kedro_datasets.spark import SparkDatasetV2
+from kedro.io import DatasetError
 from pyspark.sql import functions as F
 
+from fruits_kedro.datasets import ImageFilesDataset
+from fruits_kedro.datasets.image_files_dataset import glob_filter
 from fruits_kedro.pipelines.ingestion.nodes import label_from_path, label_images, split_from_path
 from tests.conftest import PROJECT_ROOT, jpeg_bytes
 
 SPLITS = ["Training", "Test"]
 
 
-def raw_images_dataset(folder: Path) -> SparkDatasetV2:
+def raw_images_dataset(folder: Path) -> ImageFilesDataset:
     """The project's own ``raw_images`` entry, pointed at ``folder``."""
     entry = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog.yml").read_text())["raw_images"]
-    return SparkDatasetV2(
-        filepath=str(folder), file_format=entry["file_format"], load_args=entry["load_args"]
-    )
+    assert entry["type"] == "fruits_kedro.datasets.ImageFilesDataset"
+    return ImageFilesDataset(filepath=str(folder), suffixes=entry["suffixes"])
 
 
 def test_label_and_split_come_from_the_path(spark):
@@ -83,11 +85,42 @@ def test_zero_byte_files_are_kept_although_spark_skips_them(spark, tmp_path):
     (tmp_path / "Training/Fig 1").mkdir(parents=True)
     (tmp_path / "Training/Fig 1/ok.jpg").write_bytes(jpeg_bytes())
     (tmp_path / "Training/Fig 1/empty.jpg").write_bytes(b"")
-    raw = raw_images_dataset(tmp_path).load()
-    assert raw.count() == 1  # what Spark's scan alone gives
+    (tmp_path / "Training/Fig 1/empty.txt").write_bytes(b"")  # not an image name
+    scanned = (
+        spark.read.format("binaryFile").option("recursiveFileLookup", True).load(str(tmp_path))
+    )
+    assert scanned.count() == 1  # what Spark's scan alone gives: no zero-byte file
 
-    rows = {Path(r.path).name: r for r in label_images(raw, {"splits": SPLITS}).collect()}
+    rows = {
+        Path(r.path).name: r
+        for r in label_images(raw_images_dataset(tmp_path).load(), {"splits": SPLITS}).collect()
+    }
 
     assert rows.keys() == {"ok.jpg", "empty.jpg"}
     assert (rows["empty.jpg"].size_bytes, bytes(rows["empty.jpg"].content)) == (0, b"")
     assert rows["empty.jpg"].label == rows["ok.jpg"].label == "Fig 1"
+    assert rows["empty.jpg"].path == rows["ok.jpg"].path.replace("ok.jpg", "empty.jpg")
+
+
+def test_the_reader_ships_no_listing_to_the_executors(spark, tmp_path):
+    """Only the zero-byte files are added from the walk: the plan has no local relation
+    of the whole listing, however many files there are."""
+    (tmp_path / "Test/Fig").mkdir(parents=True)
+    for i in range(50):
+        (tmp_path / f"Test/Fig/{i}.jpg").write_bytes(jpeg_bytes())
+    dataset = raw_images_dataset(tmp_path)
+
+    assert list(dataset.empty_files()) == []
+    plan = dataset.load()._jdf.queryExecution().optimizedPlan().toString()
+    assert "LocalRelation" not in plan
+    (tmp_path / "Test/Fig/empty.PNG").write_bytes(b"")
+    assert [Path(p).name for p in dataset.empty_files()] == ["empty.PNG"]
+
+
+def test_glob_filter_matches_each_suffix_in_any_case():
+    assert glob_filter(["jpg", "png"]) == "*.{[jJ][pP][gG],[pP][nN][gG]}"
+
+
+def test_the_reader_is_read_only(tmp_path, spark):
+    with pytest.raises(DatasetError, match="read-only"):
+        raw_images_dataset(tmp_path).save(spark.createDataFrame([(1,)], ["x"]))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.feature import PCA, StandardScaler
+from pyspark.ml.functions import array_to_vector
 
 from fruits_kedro.pipelines.reduction.nodes import (
     check_k_params,
@@ -34,11 +37,15 @@ def embeddings(spark):
             f"C{i % 2}",
             "Test",
             [float(v) for v in data[i]],
+            None,
         )
         for i in range(40)
     ]
+    quarantined = ("bad", "file:/x/Test/C0/bad.jpg", "C0", "Test", None, "empty file (0 bytes)")
     return spark.createDataFrame(
-        rows, "image_id string, path string, label string, split string, features array<float>"
+        [*rows, quarantined],
+        "image_id string, path string, label string, split string, features array<float>,"
+        " reason string",
     )
 
 
@@ -66,6 +73,7 @@ def test_pca_finds_the_strong_directions(embeddings):
     )
 
     features = project(embeddings, model)
+    assert features.count() == 40  # the quarantined image is not projected
     assert features.columns == [
         "image_id",
         "path",
@@ -82,12 +90,50 @@ def test_pca_finds_the_strong_directions(embeddings):
     assert csv_rows.rdd.getNumPartitions() == 1
 
 
+def test_one_fit_truncated_to_k_is_the_fit_at_k(embeddings):
+    """The leading components of the full fit are Spark ML's own fit at a smaller k."""
+    truncated, report = fit_pca(embeddings, {"k": 4})
+    vectors = embeddings.filter("reason IS NULL").select(
+        array_to_vector("features").alias("features_vector")
+    )
+    direct = Pipeline(
+        stages=[
+            StandardScaler(inputCol="features_vector", outputCol="c", withMean=True, withStd=False),
+            PCA(k=4, inputCol="c", outputCol="pca"),
+        ]
+    ).fit(vectors)
+
+    ours, theirs = truncated.stages[-1], direct.stages[-1]
+    assert ours.getK() == 4
+    assert ours.pc.toArray().shape == (12, 4)
+    np.testing.assert_allclose(np.abs(ours.pc.toArray()), np.abs(theirs.pc.toArray()), atol=1e-6)
+    np.testing.assert_allclose(
+        ours.explainedVariance.toArray(), theirs.explainedVariance.toArray(), atol=1e-9
+    )
+    assert report["explained_variance_ratio"] == pytest.approx(
+        list(theirs.explainedVariance.toArray())
+    )
+
+
+def test_the_truncated_model_saves_and_loads(embeddings, tmp_path):
+    model, _ = fit_pca(embeddings, {"k": 2})
+    model.write().overwrite().save(str(tmp_path / "pca"))
+
+    loaded = PipelineModel.load(str(tmp_path / "pca"))
+
+    assert loaded.stages[-1].getK() == 2
+    before = [r.pc_1 for r in project(embeddings, model).orderBy("image_id").collect()]
+    after = [r.pc_1 for r in project(embeddings, loaded).orderBy("image_id").collect()]
+    assert before == pytest.approx(after)
+
+
 def test_variance_plot_has_bars_and_cumulative_line(embeddings):
     _, report = fit_pca(embeddings, {"k": 4})
     fig = plot_variance(report)
     bars_axis, line_axis = fig.axes
     assert len(bars_axis.patches) == 4
-    assert list(line_axis.lines[0].get_ydata()) == report["cumulative_explained_variance"]
+    assert list(line_axis.lines[0].get_ydata()) == report["full_spectrum_cumulative"]
+    assert report["full_spectrum_cumulative"][:4] == report["cumulative_explained_variance"]
 
 
 def test_target_variance_chooses_the_fewest_components(embeddings):

@@ -31,7 +31,7 @@ REQUIREMENTS = "requirements-runtime.txt"
 # TensorFlow's CPU-only wheel exists for x86-64 only; Graviton (aarch64) takes `tensorflow`.
 ARCH_VARIANTS = {"tensorflow-cpu": ("tensorflow", 'platform_machine == "aarch64"')}
 ARCH_MARKER = 'platform_machine == "x86_64"'
-# EMR's Spark brings its own PySpark and Py4J (the same Spark 4.0.2); installing them again
+# EMR's Spark brings its own PySpark and Py4J (the same Spark 4.1.1); installing them again
 # would shadow the cluster's.
 PROVIDED_BY_EMR = frozenset({"pyspark", "py4j"})
 

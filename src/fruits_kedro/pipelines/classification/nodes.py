@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any, cast
 
@@ -12,10 +11,18 @@ import pandas as pd
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.base import Estimator
 from pyspark.ml.classification import LogisticRegression, MultilayerPerceptronClassifier
-from pyspark.ml.feature import IndexToString, StandardScaler, StringIndexer, VectorAssembler
+from pyspark.ml.feature import (
+    IndexToString,
+    StandardScaler,
+    StringIndexer,
+    VectorAssembler,
+    VectorSlicer,
+)
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from fruits_kedro.ml_stages import component_columns, inputs_of, labels_of
 
 logger = logging.getLogger(__name__)
 
@@ -25,17 +32,7 @@ SCALED = "components_scaled"
 PREDICTED = "predicted_label"
 LOGISTIC_REGRESSION = "logistic_regression"
 MLP = "mlp"
-_COMPONENT = re.compile(r"pc_(\d+)")
-
-
-def component_columns(df: DataFrame, k: int | None = None) -> list[str]:
-    """The ``pc_1 .. pc_k`` columns of ``df`` in order (all of them when ``k`` is None)."""
-    found = sorted(
-        (int(m.group(1)), c) for c in df.columns if (m := _COMPONENT.fullmatch(c)) is not None
-    )
-    if not found:
-        raise ValueError(f"no pc_<n> columns in the PCA features: {df.columns}")
-    return [c for _, c in found][: k or None]
+SLICED = "components_head"
 
 
 def _split(pca_features: DataFrame, name: str) -> DataFrame:
@@ -52,12 +49,14 @@ def _require_rows(rows: int, split: str, key: str) -> int:
     return rows
 
 
-def _classifier(params: dict[str, Any], inputs: int, classes: int) -> Estimator:
+def _classifier(
+    params: dict[str, Any], inputs: int, classes: int, features: str = SCALED
+) -> Estimator:
     kind = params["classifier"]
     if kind == LOGISTIC_REGRESSION:
         lr = params[LOGISTIC_REGRESSION]
         return LogisticRegression(
-            featuresCol=SCALED,
+            featuresCol=features,
             labelCol=LABEL_INDEX,
             family="multinomial",
             standardization=False,  # the scaler stage already standardises
@@ -69,7 +68,7 @@ def _classifier(params: dict[str, Any], inputs: int, classes: int) -> Estimator:
     if kind == MLP:
         mlp = params[MLP]
         return MultilayerPerceptronClassifier(
-            featuresCol=SCALED,
+            featuresCol=features,
             labelCol=LABEL_INDEX,
             layers=[inputs, *[int(n) for n in mlp["hidden_layers"]], classes],
             maxIter=int(mlp["max_iter"]),
@@ -82,18 +81,23 @@ def _classifier(params: dict[str, Any], inputs: int, classes: int) -> Estimator:
     )
 
 
-def fit_classifier(train: DataFrame, columns: list[str], params: dict[str, Any]) -> PipelineModel:
-    """Fit standardisation of ``columns`` and the classifier on ``train``.
-
-    The model maps ``columns`` to ``predicted_label`` (and ``probability``); the labels are
-    indexed alphabetically for the fit only, so unseen labels can still be evaluated.
-    """
+def _label_indexer(train: DataFrame) -> tuple[Any, list[str]]:
     indexer = StringIndexer(
         inputCol="label", outputCol=LABEL_INDEX, stringOrderType="alphabetAsc"
     ).fit(train)
     labels = list(indexer.labelsArray[0])
     if len(labels) < 2:  # noqa: PLR2004
         raise ValueError(f"the training split has {len(labels)} class(es): at least 2 are needed")
+    return indexer, labels
+
+
+def fit_classifier(train: DataFrame, columns: list[str], params: dict[str, Any]) -> PipelineModel:
+    """Fit standardisation of ``columns`` and the classifier on ``train``.
+
+    The model maps ``columns`` to ``predicted_label`` (and ``probability``); the labels are
+    indexed alphabetically for the fit only, so unseen labels can still be evaluated.
+    """
+    indexer, labels = _label_indexer(train)
     return Pipeline(
         stages=[
             VectorAssembler(inputCols=columns, outputCol=ASSEMBLED),
@@ -102,14 +106,6 @@ def fit_classifier(train: DataFrame, columns: list[str], params: dict[str, Any])
             IndexToString(inputCol="prediction", outputCol=PREDICTED, labels=labels),
         ]
     ).fit(indexer.transform(train))
-
-
-def labels_of(classifier_model: PipelineModel) -> list[str]:
-    """The class labels of a fitted classifier, in the order of its outputs."""
-    stage = classifier_model.stages[-1]
-    if not isinstance(stage, IndexToString):
-        raise TypeError(f"expected IndexToString as the last stage, got {type(stage).__name__}")
-    return list(stage.getLabels())
 
 
 def train_classifier(pca_features: DataFrame, params: dict[str, Any]) -> PipelineModel:
@@ -174,12 +170,6 @@ def confusion_matrix(predictions: DataFrame) -> pd.DataFrame:
     return table
 
 
-def accuracy_of(model: PipelineModel, test: DataFrame) -> float:
-    """Share of ``test`` rows whose predicted label is the true one."""
-    row = model.transform(test).agg(F.avg((F.col(PREDICTED) == F.col("label")).cast("double")))
-    return float((row.first() or [0.0])[0] or 0.0)
-
-
 def evaluate_classifier(
     pca_features: DataFrame,
     classifier_model: PipelineModel,
@@ -228,38 +218,64 @@ def evaluate_classifier(
 
 def accuracy_vs_k(
     pca_features: DataFrame,
+    classifier_model: PipelineModel,
     pca_variance: dict[str, Any],
     classification_metrics: dict[str, Any],
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Test accuracy of the same classifier on the first ``k`` components, for each
-    ``sweep_k`` below the model's ``k`` (the model's own point is reused, not refitted)."""
-    k_model = int(classification_metrics["k"])
+    ``sweep_k`` below the model's ``k`` (the model's own point is its evaluation).
+
+    What the refits share is done once: label indexing, assembling and standardising the
+    components (standardisation is per component, so the first ``k`` standardised components
+    are the standardised first ``k``), and the cached training and test vectors; each refit
+    slices its ``k`` leading components.
+    """
+    k_model = len(inputs_of(classifier_model))
     cumulative = pca_variance["cumulative_explained_variance"]
-    train = _split(pca_features, params["train_split"]).cache()
-    test = _split(pca_features, params["test_split"]).cache()
-    points = []
-    for k in sorted({int(k) for k in params["sweep_k"] if 0 < int(k) < k_model}):
-        start = time.perf_counter()
-        model = fit_classifier(train, component_columns(pca_features, k), params)
-        accuracy = accuracy_of(model, test)
-        logger.info("sweep k=%d: test accuracy %.2f %%", k, 100 * accuracy)
-        points.append(
-            {
-                "k": k,
-                "accuracy": accuracy,
-                "explained_variance": cumulative[k - 1],
-                "fit_s": round(time.perf_counter() - start, 2),
-            }
-        )
-    points.append(
-        {
-            "k": k_model,
-            "accuracy": classification_metrics["accuracy"],
-            "explained_variance": cumulative[k_model - 1],
-            "fit_s": None,
-        }
-    )
-    train.unpersist()
-    test.unpersist()
+    ks = sorted({int(k) for k in params["sweep_k"] if 0 < int(k) < k_model})
+    points = [
+        _sweep_point(k, accuracy, cumulative, fit_s)
+        for k, accuracy, fit_s in _sweep(pca_features, ks, params)
+    ]
+    points.append(_sweep_point(k_model, classification_metrics["accuracy"], cumulative, None))
     return {"classifier": params["classifier"], "chosen_k": k_model, "points": points}
+
+
+def _sweep_point(
+    k: int, accuracy: float, cumulative: list[float], fit_s: float | None
+) -> dict[str, Any]:
+    return {"k": k, "accuracy": accuracy, "explained_variance": cumulative[k - 1], "fit_s": fit_s}
+
+
+def _sweep(
+    pca_features: DataFrame, ks: list[int], params: dict[str, Any]
+) -> list[tuple[int, float, float]]:
+    if not ks:
+        return []
+    columns = component_columns(pca_features, max(ks))
+    train = _split(pca_features, params["train_split"]).select("label", *columns)
+    test = _split(pca_features, params["test_split"]).select("label", *columns)
+    indexer, labels = _label_indexer(train)
+    scaling = Pipeline(
+        stages=[
+            VectorAssembler(inputCols=columns, outputCol=ASSEMBLED),
+            StandardScaler(inputCol=ASSEMBLED, outputCol=SCALED, withMean=True, withStd=True),
+        ]
+    ).fit(train)
+    train_vectors = indexer.transform(scaling.transform(train)).select(LABEL_INDEX, SCALED).cache()
+    test_vectors = scaling.transform(test).select("label", SCALED).cache()
+    results = []
+    for k in ks:
+        start = time.perf_counter()
+        head = VectorSlicer(inputCol=SCALED, outputCol=SLICED, indices=list(range(k)))
+        model = _classifier(params, k, len(labels), SLICED).fit(head.transform(train_vectors))
+        predicted = IndexToString(inputCol="prediction", outputCol=PREDICTED, labels=labels)
+        scored = predicted.transform(model.transform(head.transform(test_vectors)))
+        row = scored.agg(F.avg((F.col(PREDICTED) == F.col("label")).cast("double"))).first()
+        accuracy = float((row or [0.0])[0] or 0.0)
+        logger.info("sweep k=%d: test accuracy %.2f %%", k, 100 * accuracy)
+        results.append((k, accuracy, round(time.perf_counter() - start, 2)))
+    train_vectors.unpersist()
+    test_vectors.unpersist()
+    return results

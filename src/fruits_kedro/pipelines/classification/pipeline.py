@@ -1,8 +1,7 @@
-"""Classification pipeline: ``pca_features`` -> classifier, metrics, plots, predictor."""
+"""Classification pipeline: ``pca_features`` -> classifier, metrics, confusion matrix, sweep."""
 
 from kedro.pipeline import Pipeline, node
 
-from fruits_kedro.pipelines.classification.export import export_predictor
 from fruits_kedro.pipelines.classification.nodes import (
     accuracy_vs_k,
     evaluate_classifier,
@@ -12,7 +11,7 @@ from fruits_kedro.pipelines.classification.plots import plot_accuracy_vs_k, plot
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Train on ``Training``, evaluate on ``Test``, sweep k, export the predictor."""
+    """Train on ``Training``, evaluate on ``Test``, sweep k."""
     return Pipeline(
         [
             node(
@@ -31,6 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 accuracy_vs_k,
                 [
                     "pca_features",
+                    "classifier_model",
                     "pca_variance",
                     "classification_metrics",
                     "params:classification",
@@ -46,18 +46,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 plot_accuracy_vs_k, "accuracy_vs_k", "accuracy_vs_k_plot", name="plot_accuracy_vs_k"
-            ),
-            node(
-                export_predictor,
-                [
-                    "model_artifact",
-                    "pca_model",
-                    "classifier_model",
-                    "params:image",
-                    "classification_metrics",
-                ],
-                "predictor",
-                name="export_predictor",
             ),
         ]
     )

@@ -1,4 +1,5 @@
-"""Nodes of the embedding pipeline: ship the model once, embed in Arrow batches, reconcile."""
+"""Nodes of the embedding pipeline: ship the model once, decode and embed every image in one
+pass on the executors (or say why it cannot be used), then account for every input."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from pyspark.broadcast import Broadcast
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
+from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from fruits_kedro.model import cache as model_cache
 from fruits_kedro.model.engines import (
@@ -22,14 +22,14 @@ from fruits_kedro.model.engines import (
     export_artifact,
     get_engine,
 )
-from fruits_kedro.model.imaging import decode_image
+from fruits_kedro.model.featurize import featurize
 from fruits_kedro.model.mobilenet import load_weights
-from fruits_kedro.pipelines.preprocessing.nodes import usable
-from fruits_kedro.spark_utils import spread
+from fruits_kedro.spark_utils import REASON, embedded, quarantined, spread
 
 logger = logging.getLogger(__name__)
 
-ID_COLUMNS = ["image_id", "path", "label", "split"]
+ID_COLUMNS = ["image_id", "path", "label", "split", "size_bytes"]
+QUARANTINE_COLUMNS = ["path", "label", "split", "image_id", "size_bytes", REASON]
 
 
 def load_model(image: dict[str, Any], params: dict[str, Any]) -> ModelArtifact:
@@ -60,61 +60,67 @@ def load_model(image: dict[str, Any], params: dict[str, Any]) -> ModelArtifact:
 def embed_partition(
     batches: Iterable[pd.DataFrame], artifact: Broadcast[ModelArtifact], resample: str
 ) -> Iterator[pd.DataFrame]:
-    """Embed the Arrow batches of one partition with this worker's cached engine."""
+    """Decode and embed the Arrow batches of one partition with this worker's cached engine."""
     engine = get_engine(artifact.value)
     size = artifact.value.input_size
     for batch in batches:
-        pixels = np.stack([decode_image(c, size, resample) for c in batch["content"]])
-        features = engine(pixels)
+        features, reasons = featurize(batch["content"], engine, size, resample)
         out = batch[ID_COLUMNS].copy()
-        out["features"] = list(features)
+        out["features"] = features
+        out[REASON] = reasons
         yield out
 
 
 def embed_images(
-    preprocessed_images: DataFrame,
+    ingested_images: DataFrame,
     model: ModelArtifact,
     image: dict[str, Any],
     params: dict[str, Any],
 ) -> DataFrame:
-    """1280 MobileNetV2 features per usable image, computed on the executors.
+    """One row per image read: 1280 MobileNetV2 features, or null and the ``reason``.
 
-    The model artifact is broadcast once; each Python worker builds its engine once
-    and reuses it for all its Arrow batches.
+    The bytes are shuffled once (spread over the cores), decoded once and embedded in the
+    same pass; the model artifact is broadcast once and each Python worker builds its engine
+    once for all its Arrow batches.
     """
-    spark = preprocessed_images.sparkSession
+    spark = ingested_images.sparkSession
     shipped = spark.sparkContext.broadcast(model)
     resample = str(image["resample"])
     schema = StructType(
         [
-            *(preprocessed_images.schema[c] for c in ID_COLUMNS),
-            StructField("features", ArrayType(FloatType(), containsNull=False), nullable=False),
+            *(ingested_images.schema[c] for c in ID_COLUMNS),
+            StructField("features", ArrayType(FloatType(), containsNull=False)),
+            StructField(REASON, StringType()),
         ]
     )
-    images = usable(preprocessed_images).select(*ID_COLUMNS, "content")
-    images = spread(images, params["partitions"], params["partitions_per_core"])
+    images = spread(ingested_images, params["partitions"], params["partitions_per_core"])
     return images.mapInPandas(lambda batches: embed_partition(batches, shipped, resample), schema)
 
 
-def reconcile_counts(
-    ingested_images: DataFrame, image_embeddings: DataFrame, image_quarantine: DataFrame
-) -> dict[str, int]:
-    """Account for every input: read = embedded + quarantined, or the run fails.
+def quarantine_images(image_embeddings: DataFrame) -> DataFrame:
+    """The images that could not be used, with their path and a human-readable reason."""
+    return quarantined(image_embeddings).select(*QUARANTINE_COLUMNS)
+
+
+def reconcile_counts(ingested_images: DataFrame, image_embeddings: DataFrame) -> dict[str, int]:
+    """Account for every input: read = embedded + quarantined, each image once, or the run fails.
 
     Raises:
-        ValueError: Some images were neither embedded nor quarantined (or twice).
+        ValueError: Some images were neither embedded nor quarantined, or twice.
     """
-    counts = {
-        "read": ingested_images.count(),
-        "embedded": image_embeddings.count(),
-        "quarantined": image_quarantine.count(),
-    }
+    totals = image_embeddings.agg(
+        F.count("*").alias("rows"),
+        F.count_distinct("path").alias("paths"),
+        F.count(F.col(REASON)).alias("quarantined"),
+    ).collect()[0]
+    rows, paths, bad = (int(totals[c]) for c in ("rows", "paths", "quarantined"))
+    counts = {"read": ingested_images.count(), "embedded": rows - bad, "quarantined": bad}
     logger.info("images: %s", counts)
-    if counts["read"] != counts["embedded"] + counts["quarantined"]:
+    if counts["read"] != counts["embedded"] + counts["quarantined"] or paths != rows:
         raise ValueError(
             f"images unaccounted for: read {counts['read']} != embedded {counts['embedded']}"
-            f" + quarantined {counts['quarantined']}"
+            f" + quarantined {counts['quarantined']} ({rows - paths} path(s) twice)"
         )
-    dims = image_embeddings.select(F.size("features").alias("n")).distinct().collect()
-    counts["feature_dim"] = dims[0]["n"] if dims else 0
+    first = embedded(image_embeddings).select(F.size("features").alias("n")).first()
+    counts["feature_dim"] = int(first["n"]) if first else 0
     return counts

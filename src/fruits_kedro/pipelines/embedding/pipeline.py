@@ -1,12 +1,19 @@
-"""Embedding pipeline: ``preprocessed_images`` -> ``image_embeddings``, ``image_counts``."""
+"""Embedding pipeline: ``ingested_images`` -> ``image_embeddings``, ``image_quarantine``,
+``image_counts``."""
 
 from kedro.pipeline import Pipeline, node
 
-from fruits_kedro.pipelines.embedding.nodes import embed_images, load_model, reconcile_counts
+from fruits_kedro.pipelines.embedding.nodes import (
+    embed_images,
+    load_model,
+    quarantine_images,
+    reconcile_counts,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Broadcast the model, embed every usable image, then account for every input."""
+    """Broadcast the model, decode and embed every image, quarantine the bad ones, then account
+    for every input."""
     return Pipeline(
         [
             node(
@@ -17,18 +24,16 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 embed_images,
-                inputs=[
-                    "preprocessed_images",
-                    "model_artifact",
-                    "params:image",
-                    "params:embedding",
-                ],
+                inputs=["ingested_images", "model_artifact", "params:image", "params:embedding"],
                 outputs="image_embeddings",
                 name="embed_images",
             ),
             node(
+                quarantine_images, "image_embeddings", "image_quarantine", name="quarantine_images"
+            ),
+            node(
                 reconcile_counts,
-                inputs=["ingested_images", "image_embeddings", "image_quarantine"],
+                inputs=["ingested_images", "image_embeddings"],
                 outputs="image_counts",
                 name="reconcile_counts",
             ),

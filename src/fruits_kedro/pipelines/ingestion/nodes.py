@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -23,45 +22,18 @@ def split_from_path(path: Column, splits: list[str]) -> Column:
     return F.coalesce(F.try_element_at(match, F.lit(1)), F.lit(OTHER_SPLIT))
 
 
-def _normalised(path: Column) -> Column:
-    """One spelling per file: listings say ``file:///x``, scans ``file:/x``."""
-    return F.regexp_replace(path, "^file:/+", "file:/")
-
-
-def _listed_files(raw_images: DataFrame) -> list[tuple[str]]:
-    """The listing's file URIs, decoded to the scan's spelling (``%20`` -> space)."""
-    return [(unquote(uri),) for uri in raw_images.inputFiles()]
-
-
-def with_unscanned_files(raw_images: DataFrame) -> DataFrame:
-    """Add back the files the scan skips: Spark's file scan drops zero-byte files.
-
-    They come from the file listing with empty ``content``, so that preprocessing
-    quarantines them instead of losing them.
-    """
-    listed = raw_images.sparkSession.createDataFrame(
-        _listed_files(raw_images), "path string"
-    ).select(_normalised(F.col("path")).alias("path"))
-    scanned = raw_images.select(_normalised(F.col("path")).alias("path"))
-    unscanned = listed.join(scanned, "path", "left_anti").select(
-        "path",
-        F.lit(None).cast("timestamp").alias("modificationTime"),
-        F.lit(0).cast("long").alias("length"),
-        F.lit(b"").cast("binary").alias("content"),
-    )
-    return raw_images.unionByName(unscanned)
-
-
 def label_images(raw_images: DataFrame, params: dict[str, Any]) -> DataFrame:
-    """Describe every image file: ``image_id, path, label, split, size, content``.
+    """Describe every image file: ``image_id, path, label, split, size_bytes, content``.
+
+    Lazy: the bytes are read once, by the embedding stage that consumes this DataFrame.
 
     Args:
-        raw_images: Spark ``binaryFile`` rows (``path``, ``length``, ``content``...);
-            zero-byte files, which the scan skips, are added back from the listing.
+        raw_images: Spark ``binaryFile`` rows (``path``, ``length``, ``content``), zero-byte
+            files included (the catalog's ``ImageFilesDataset`` adds them back).
         params: ``splits``, the folder names that name a split.
     """
     path = F.col("path")
-    return with_unscanned_files(raw_images).select(
+    return raw_images.select(
         F.sha2(F.col("content"), 256).alias("image_id"),
         path,
         label_from_path(path).alias("label"),

@@ -12,11 +12,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
+from pyspark import SparkContext
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import PCA, PCAModel, StandardScaler
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+
+from fruits_kedro.ml_stages import pca_stage
+from fruits_kedro.spark_utils import embedded
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +39,6 @@ def effective_k(requested: int, rows: int, dims: int) -> int:
             f"PCA needs at least one image and one dimension (rows={rows}, dims={dims})"
         )
     return k
-
-
-def pca_stage(model: PipelineModel) -> PCAModel:
-    """The fitted PCA of the centering + PCA pipeline."""
-    stage = model.stages[-1]
-    if not isinstance(stage, PCAModel):
-        raise TypeError(f"expected a PCA model as the last stage, got {type(stage).__name__}")
-    return stage
 
 
 def k_for_variance(cumulative: list[float], target: float) -> int:
@@ -79,41 +75,62 @@ def _fit(vectors: DataFrame, k: int) -> PipelineModel:
     ).fit(vectors)
 
 
+def truncate(model: PipelineModel, k: int) -> PipelineModel:
+    """The same centering + PCA keeping only the ``k`` leading components.
+
+    Spark ML computes the whole spectrum whatever ``k`` is; the leading columns of a fit are
+    the fit at a smaller ``k`` (explained variance still relative to the total).
+    """
+    full = pca_stage(model)
+    if k == full.getK():
+        return model
+    gateway = SparkContext._gateway
+    assert gateway is not None
+    jvm = gateway.jvm
+    java_full = full._java_obj
+    assert java_full is not None
+    pc, variance = java_full.pc(), java_full.explainedVariance()
+    copy = jvm.java.util.Arrays.copyOfRange
+    java_pca = jvm.org.apache.spark.ml.feature.PCAModel(
+        full.uid,
+        jvm.org.apache.spark.ml.linalg.DenseMatrix(
+            pc.numRows(), k, copy(pc.values(), 0, pc.numRows() * k)
+        ),
+        jvm.org.apache.spark.ml.linalg.DenseVector(copy(variance.values(), 0, k)),
+    )
+    truncated = PCAModel(java_pca)
+    truncated._set(k=k, inputCol=full.getInputCol(), outputCol=full.getOutputCol())
+    return PipelineModel(stages=[*model.stages[:-1], truncated])
+
+
 def _cumulative(model: PipelineModel) -> tuple[list[float], list[float]]:
     ratios = [float(r) for r in pca_stage(model).explainedVariance.toArray()]
     return ratios, [float(c) for c in np.cumsum(ratios)]
 
 
 def fit_pca(image_embeddings: DataFrame, params: dict[str, Any]) -> tuple[PipelineModel, dict]:
-    """Fit centering + PCA on the embeddings.
+    """Fit centering + PCA on the embedded images, once.
 
     Args:
-        image_embeddings: ``features`` arrays, one row per image.
+        image_embeddings: ``features`` arrays, one row per image (quarantined ones left out).
         params: either ``k``, the number of components, or ``target_variance``, the
-            share of the variance to keep (the smallest such ``k`` is chosen).
+            share of the variance to keep (the smallest such ``k`` is chosen from the fit).
 
     Returns:
         The fitted Spark ML pipeline model and the explained-variance report.
     """
     k_wanted, target = check_k_params(params)
-    shape = image_embeddings.agg(F.count("*").alias("rows"), F.max(F.size(FEATURES)).alias("dims"))
-    rows, dims = shape.first() or (0, 0)
-    vectors = image_embeddings.select(array_to_vector(F.col(FEATURES)).alias(VECTOR)).cache()
-    spectrum: list[float] | None = None
-    if target is None:
-        k = effective_k(int(k_wanted or 0), rows, dims or 0)
-        logger.info("fitting PCA: k=%d over %d images x %d dims", k, rows, dims)
-        model = _fit(vectors, k)
-    else:
-        full_k = effective_k(dims or 0, rows, dims or 0)
-        logger.info("fitting the full PCA spectrum (%d components) over %d images", full_k, rows)
-        model = _fit(vectors, full_k)
-        spectrum = _cumulative(model)[1]
-        k = k_for_variance(spectrum, target)
-        if k < full_k:
-            logger.info("k=%d reaches %.1f %% of the variance: refitting", k, 100 * target)
-            model = _fit(vectors, k)
-    vectors.unpersist()
+    images = embedded(image_embeddings)
+    rows = images.count()
+    first = images.select(F.size(FEATURES).alias("dims")).first()
+    dims = int(first["dims"]) if first else 0
+    full_k = effective_k(dims, rows, dims)
+    logger.info("fitting PCA (%d components) over %d images x %d dims", full_k, rows, dims)
+    vectors = images.select(array_to_vector(F.col(FEATURES)).alias(VECTOR))
+    model = _fit(vectors, full_k)
+    spectrum = _cumulative(model)[1]
+    k = effective_k(k_wanted, rows, dims) if k_wanted else k_for_variance(spectrum, target or 1.0)
+    model = truncate(model, k)
     ratios, cumulative = _cumulative(model)
     report = {
         "k": k,
@@ -131,11 +148,14 @@ def fit_pca(image_embeddings: DataFrame, params: dict[str, Any]) -> tuple[Pipeli
 
 
 def project(image_embeddings: DataFrame, pca_model: PipelineModel) -> DataFrame:
-    """One row per image: ``image_id, path, label, split, pc_1 .. pc_k``."""
+    """One row per embedded image: ``image_id, path, label, split, pc_1 .. pc_k``."""
     k = pca_stage(pca_model).getK()
-    projected = pca_model.transform(
-        image_embeddings.withColumn(VECTOR, array_to_vector(F.col(FEATURES)))
-    ).withColumn(PCA_VECTOR, vector_to_array(F.col(PCA_VECTOR), dtype="float32"))
+    vectors = embedded(image_embeddings).select(
+        "image_id", *LABEL_COLUMNS, array_to_vector(F.col(FEATURES)).alias(VECTOR)
+    )
+    projected = pca_model.transform(vectors).withColumn(
+        PCA_VECTOR, vector_to_array(F.col(PCA_VECTOR), dtype="float32")
+    )
     components = [F.col(PCA_VECTOR)[i].alias(f"pc_{i + 1}") for i in range(k)]
     return projected.select("image_id", *LABEL_COLUMNS, *components)
 

@@ -1,4 +1,4 @@
-"""Turn the fitted Spark models into a :class:`Predictor` that runs without Spark."""
+"""Nodes of the export pipeline: the fitted Spark models as a :class:`Predictor` (no Spark)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from pyspark.ml.classification import (
 )
 from pyspark.ml.feature import StandardScalerModel
 
+from fruits_kedro.ml_stages import labels_of, pca_stage
 from fruits_kedro.model.engines import ModelArtifact
 from fruits_kedro.model.predictor import Dense, Predictor
-from fruits_kedro.pipelines.classification.nodes import labels_of
-from fruits_kedro.pipelines.reduction.nodes import pca_stage
 
 
 def _stage(model: PipelineModel, kind: type) -> Any:

@@ -50,15 +50,15 @@ def test_spark_features_equal_keras_predict(spark, mini_images, weights_file, re
         "partitions_per_core": 1,
     }
     rows = [
-        (str(i), str(p), p.parent.name, "Test", bytearray(p.read_bytes()), None)
+        (str(i), str(p), p.parent.name, "Test", p.stat().st_size, bytearray(p.read_bytes()))
         for i, p in enumerate(mini_images)
     ]
     images = spark.createDataFrame(
         rows,
-        "image_id string, path string, label string, split string, content binary, reason string",
+        "image_id string, path string, label string, split string, size_bytes long, content binary",
     )
 
-    artifact = load_model(IMAGE, params)
+    artifact = load_model(images, IMAGE, params)
     embedded = embed_images(images, artifact, IMAGE, params).collect()
 
     features = np.array([r.features for r in sorted(embedded, key=lambda r: int(r.image_id))])

@@ -49,10 +49,10 @@ def test_second_load_uses_the_cache_without_converting(tmp_path, random_weights,
         "batch_size": 4,
         "model_cache": str(tmp_path / "cache"),
     }
-    first = load_model(IMAGE, params)
+    first = load_model(None, IMAGE, params)  # type: ignore[arg-type]  # not read by tflite
     monkeypatch.setattr(engines_module, "_to_tflite", pytest.fail)  # any conversion fails the test
 
-    second = load_model(IMAGE, params)
+    second = load_model(None, IMAGE, params)  # type: ignore[arg-type]
 
     assert second.payload == first.payload
     assert second.fingerprint == first.fingerprint

@@ -1,8 +1,8 @@
 """Inference engines for the 1280-d MobileNetV2 features, and their per-process cache.
 
 The driver turns weights into a small, picklable :class:`ModelArtifact` (weights arrays
-for Keras, a flatbuffer for TensorFlow Lite). Workers turn an artifact into an
-:class:`Engine` once per Python process and reuse it for every batch.
+for Keras, a TensorFlow Lite flatbuffer, fp32 or full-integer int8, for TFLite). Workers turn
+an artifact into an :class:`Engine` once per Python process and reuse it for every batch.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from fruits_kedro.model.mobilenet import FEATURE_DIM, model_from_weights, preprocess
+from fruits_kedro.model.quantize import to_int8_tflite
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
 logger = logging.getLogger(__name__)
 
 KERAS = "keras"
 TFLITE = "tflite"
+TFLITE_INT8 = "tflite_int8"  # full-integer quantized: needs calibration images to export
 
 
 class Engine(Protocol):
@@ -44,11 +46,37 @@ class ModelArtifact:
 
 
 def export_artifact(
-    weights: list[np.ndarray], engine: str, input_size: int, threads: int, batch_size: int
+    weights: list[np.ndarray],
+    engine: str,
+    input_size: int,
+    threads: int,
+    batch_size: int,
+    *,
+    calibration: Iterable[np.ndarray] | None = None,
 ) -> ModelArtifact:
-    """Turn weights into the artifact of ``engine`` (converts once, on the driver)."""
+    """Turn weights into the artifact of ``engine`` (converts once, on the driver).
+
+    Args:
+        calibration: For ``tflite_int8`` only: batches of ``uint8`` pixels of shape
+            ``(n, input_size, input_size, 3)`` (e.g. a few hundred Training images) that fix
+            the int8 activation ranges.
+
+    Raises:
+        ValueError: The engine is unknown, or ``tflite_int8`` is asked for without calibration.
+    """
     check_engine(engine)
-    payload = weights if engine == KERAS else _to_tflite(weights, input_size)
+    payload: bytes | list[np.ndarray]
+    if engine == KERAS:
+        payload = weights
+    elif engine == TFLITE:
+        payload = _to_tflite(weights, input_size)
+    elif calibration is None:
+        raise ValueError(
+            f"engine {engine!r} needs calibration images: pass calibration= batches of uint8"
+            f" pixels of shape (n, {input_size}, {input_size}, 3)"
+        )
+    else:
+        payload = to_int8_tflite(weights, input_size, calibration)
     return artifact_of(payload, engine, input_size, threads, batch_size)
 
 
@@ -106,7 +134,11 @@ class KerasEngine:
 
 
 class TFLiteEngine:
-    """The same network run by the TensorFlow Lite interpreter with XNNPACK."""
+    """The same network run by the TensorFlow Lite interpreter with XNNPACK.
+
+    Serves the fp32 and the int8 flatbuffers alike: both take the preprocessed float32 batch
+    and return float32 features (the int8 model quantizes and dequantizes inside its graph).
+    """
 
     def __init__(self, artifact: ModelArtifact) -> None:
         from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
@@ -115,7 +147,12 @@ class TFLiteEngine:
         self._interpreter = Interpreter(
             model_content=artifact.payload, num_threads=artifact.threads
         )
-        self._input = self._interpreter.get_input_details()[0]["index"]
+        details = self._interpreter.get_input_details()[0]
+        if details["dtype"] != np.float32:
+            raise ValueError(
+                f"{artifact.engine} model: float32 input expected, got {details['dtype']}"
+            )
+        self._input = details["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch_size = artifact.batch_size
         self._shape: tuple[int, ...] = ()
@@ -140,7 +177,11 @@ def _in_batches(
     return np.concatenate(outputs) if outputs else np.empty((0, FEATURE_DIM), np.float32)
 
 
-_BUILDERS: dict[str, Callable[[ModelArtifact], Engine]] = {KERAS: KerasEngine, TFLITE: TFLiteEngine}
+_BUILDERS: dict[str, Callable[[ModelArtifact], Engine]] = {
+    KERAS: KerasEngine,
+    TFLITE: TFLiteEngine,
+    TFLITE_INT8: TFLiteEngine,
+}
 _CACHE: dict[str, Engine] = {}
 
 

@@ -16,6 +16,7 @@ from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, Str
 from fruits_kedro.model import cache as model_cache
 from fruits_kedro.model.engines import (
     TFLITE,
+    TFLITE_INT8,
     ModelArtifact,
     artifact_of,
     check_engine,
@@ -24,6 +25,7 @@ from fruits_kedro.model.engines import (
 )
 from fruits_kedro.model.featurize import featurize
 from fruits_kedro.model.mobilenet import load_weights
+from fruits_kedro.model.quantize import calibration_batches
 from fruits_kedro.spark_utils import REASON, embedded, quarantined, spread
 
 logger = logging.getLogger(__name__)
@@ -32,14 +34,20 @@ ID_COLUMNS = ["image_id", "path", "label", "split", "size_bytes"]
 QUARANTINE_COLUMNS = ["path", "label", "split", "image_id", "size_bytes", REASON]
 
 
-def load_model(image: dict[str, Any], params: dict[str, Any]) -> ModelArtifact:
+def load_model(
+    ingested_images: DataFrame, image: dict[str, Any], params: dict[str, Any]
+) -> ModelArtifact:
     """Load the weights once on the driver and export them for the chosen engine.
 
     Args:
-        image: ``input_size`` of the model.
+        ingested_images: The images; read only by ``tflite_int8``, which calibrates on
+            ``calibration_images`` Training images of them.
+        image: ``input_size`` and ``resample`` of the model input.
         params: ``weights`` (``imagenet`` or a weights file, local or remote),
-            ``engine``, ``threads_per_worker``, ``batch_size`` and ``model_cache`` (a local
-            folder that keeps converted TFLite models between runs, or null).
+            ``engine``, ``threads_per_worker``, ``batch_size``, ``calibration_images`` and
+            ``calibration_split`` (int8), and
+            ``model_cache`` (a local folder that keeps converted fp32 TFLite models between
+            runs, or null).
     """
     size, engine, source = int(image["input_size"]), str(params["engine"]), str(params["weights"])
     check_engine(engine)
@@ -50,11 +58,35 @@ def load_model(image: dict[str, Any], params: dict[str, Any]) -> ModelArtifact:
         logger.info("TFLite model of %s (%d px) from the model cache", source, size)
         return artifact_of(cached, *shape)
     logger.info("loading MobileNetV2 weights from %s (%d px)", source, size)
-    artifact = export_artifact(load_weights(source, size), *shape)
-    if isinstance(artifact.payload, bytes):
+    calibration = None
+    if engine == TFLITE_INT8:
+        contents = calibration_contents(
+            ingested_images, str(params["calibration_split"]), int(params["calibration_images"])
+        )
+        calibration = calibration_batches(contents, size, str(image["resample"]))
+    artifact = export_artifact(load_weights(source, size), *shape, calibration=calibration)
+    if engine == TFLITE and isinstance(artifact.payload, bytes):
         model_cache.write(params.get("model_cache"), key, artifact.payload)
     logger.info("model ready for the %s engine (%s)", artifact.engine, artifact.fingerprint[:12])
     return artifact
+
+
+def calibration_contents(ingested_images: DataFrame, split: str, count: int) -> Iterator[bytes]:
+    """The bytes of ``count`` images of ``split``, picked by a hash of their path.
+
+    The paths are chosen on the listing alone; only the chosen files are read, one partition
+    at a time.
+    """
+    chosen = (
+        ingested_images.filter(F.col("split") == split)
+        .select("path")
+        .orderBy(F.xxhash64("path"), "path")
+        .limit(count)
+    )
+    paths = [row["path"] for row in chosen.collect()]
+    logger.info("calibrating int8 on %d %s images", len(paths), split)
+    picked = ingested_images.filter(F.col("path").isin(paths)).select("content")
+    return (bytes(row["content"]) for row in picked.toLocalIterator())
 
 
 def embed_partition(

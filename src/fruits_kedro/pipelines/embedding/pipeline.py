@@ -18,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 load_model,
-                ["params:image", "params:embedding"],
+                ["ingested_images", "params:image", "params:embedding"],
                 "model_artifact",
                 name="load_model",
             ),

@@ -1,17 +1,25 @@
-"""What the stages share about the fitted Spark ML models: their stages, labels and inputs."""
+"""What the stages share: the principal components' columns, and the fitted Spark ML models'
+stages, labels and ``k``."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
-from pyspark.ml.feature import IndexToString, PCAModel, VectorAssembler
+from pyspark.ml.feature import IndexToString, PCAModel, StandardScalerModel
+from pyspark.ml.functions import array_to_vector
+from pyspark.sql import functions as F
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
     from pyspark.sql import DataFrame
 
-_COMPONENT = re.compile(r"pc_(\d+)")
+COMPONENTS = "pca"  # the principal components of an image, an array column of pca_features
+COMPONENTS_VECTOR = "pca_vector"  # the same as the Spark ML vector the classifier reads
+
+
+def with_component_vector(pca_features: DataFrame) -> DataFrame:
+    """``pca_features`` plus the components as a Spark ML vector (JVM side, no Python)."""
+    return pca_features.withColumn(COMPONENTS_VECTOR, array_to_vector(F.col(COMPONENTS)))
 
 
 def pca_stage(model: PipelineModel) -> PCAModel:
@@ -30,19 +38,9 @@ def labels_of(classifier_model: PipelineModel) -> list[str]:
     return list(stage.getLabels())
 
 
-def inputs_of(classifier_model: PipelineModel) -> list[str]:
-    """The ``pc_<n>`` columns a fitted classifier reads: its ``k`` is their number."""
+def k_of(classifier_model: PipelineModel) -> int:
+    """The number of principal components a fitted classifier reads (its scaler's width)."""
     stage = classifier_model.stages[0]
-    if not isinstance(stage, VectorAssembler):
-        raise TypeError(f"expected VectorAssembler as the first stage, got {type(stage).__name__}")
-    return list(stage.getInputCols())
-
-
-def component_columns(df: DataFrame, k: int | None = None) -> list[str]:
-    """The ``pc_1 .. pc_k`` columns of ``df`` in order (all of them when ``k`` is None)."""
-    found = sorted(
-        (int(m.group(1)), c) for c in df.columns if (m := _COMPONENT.fullmatch(c)) is not None
-    )
-    if not found:
-        raise ValueError(f"no pc_<n> columns in the PCA features: {df.columns}")
-    return [c for _, c in found][: k or None]
+    if not isinstance(stage, StandardScalerModel):
+        raise TypeError(f"expected a StandardScaler as the first stage, got {type(stage).__name__}")
+    return len(stage.mean)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 
-from fruits_kedro.ml_stages import component_columns
+from fruits_kedro.ml_stages import k_of, with_component_vector
 from fruits_kedro.model.engines import artifact_of
 from fruits_kedro.pipelines.classification.nodes import (
     accuracy_vs_k,
@@ -32,6 +33,7 @@ PARAMS = {
     },
     "mlp": {"hidden_layers": [8], "max_iter": 200, "block_size": 32, "seed": 1},
     "sweep_k": [1, 2, 50],
+    "sweep_parallelism": 2,
 }
 
 
@@ -63,12 +65,9 @@ def reduced(embeddings):
     return pca_model, variance, project(embeddings, pca_model).cache()
 
 
-def test_component_columns_are_in_numeric_order(spark):
-    df = spark.createDataFrame(
-        [(1.0, 2.0, 3.0, "a")], "pc_10 double, pc_2 double, pc_1 double, label string"
-    )
-    assert component_columns(df) == ["pc_1", "pc_2", "pc_10"]
-    assert component_columns(df, 2) == ["pc_1", "pc_2"]
+def test_k_comes_from_the_model(reduced):
+    _, _, features = reduced
+    assert k_of(train_classifier(features, PARAMS)) == 6
 
 
 def test_metrics_of_a_known_confusion_matrix():
@@ -112,7 +111,9 @@ def test_separable_classes_are_learnt_and_exported_exactly(reduced, embeddings, 
     spark_probabilities = np.array(
         [
             row["probability"].toArray()
-            for row in model.transform(project(test, pca_model)).orderBy("image_id").collect()
+            for row in model.transform(with_component_vector(project(test, pca_model)))
+            .orderBy("image_id")
+            .collect()
         ]
     )
     features_np = np.array([row["features"] for row in test.collect()], dtype=np.float32)
@@ -129,7 +130,7 @@ def test_a_test_label_never_seen_in_training_counts_as_a_mistake(spark, reduced)
         "path",
         "CASE WHEN split = 'Test' AND label = 'C2' THEN 'Unknown' ELSE label END AS label",
         "split",
-        *component_columns(features),
+        "pca",
     )
     model = train_classifier(relabelled.filter("label != 'Unknown'"), PARAMS)
 
@@ -183,11 +184,9 @@ def test_each_sweep_point_is_the_classifier_refitted_on_k_components(reduced):
     sweep = accuracy_vs_k(features, model, variance, {"accuracy": 1.0}, PARAMS)
 
     for point in sweep["points"][:-1]:
-        refit = train_classifier(
-            features.select(*features.columns[:4], *[f"pc_{i}" for i in range(1, point["k"] + 1)]),
-            PARAMS,
-        )
-        test = features.filter("split = 'Test'")
+        head = features.withColumn("pca", F.slice("pca", 1, point["k"]))
+        refit = train_classifier(head, PARAMS)
+        test = with_component_vector(head.filter("split = 'Test'"))
         predicted = refit.transform(test).filter("predicted_label = label").count()
         assert point["accuracy"] == pytest.approx(predicted / test.count())
 

@@ -74,38 +74,36 @@ def test_pca_finds_the_strong_directions(embeddings):
 
     features = project(embeddings, model)
     assert features.count() == 40  # the quarantined image is not projected
-    assert features.columns == [
-        "image_id",
-        "path",
-        "label",
-        "split",
-        *[f"pc_{i}" for i in range(1, 6)],
-    ]
-    pcs = np.array([[r[f"pc_{i}"] for i in range(1, 6)] for r in features.collect()])
+    assert features.columns == ["image_id", "path", "label", "split", "pca"]
+    pcs = np.array([r.pca for r in features.collect()])
+    assert pcs.shape == (40, 5)
     assert np.allclose(pcs.mean(axis=0), 0, atol=1e-3)  # centred before projection
     assert pcs[:, 0].var() > pcs[:, 1].var() > pcs[:, 2].var() > 100 * pcs[:, 3].var()
 
-    csv_rows = to_csv_rows(features)
-    assert csv_rows.columns[:3] == ["path", "label", "split"]
+    csv_rows = to_csv_rows(features, report)
+    assert csv_rows.columns == ["path", "label", "split", *[f"pc_{i}" for i in range(1, 6)]]
+    first = csv_rows.orderBy("path").first()
+    assert [first[f"pc_{i}"] for i in range(1, 6)] == features.orderBy("path").first().pca
     assert csv_rows.rdd.getNumPartitions() == 1
 
 
-def test_one_fit_truncated_to_k_is_the_fit_at_k(embeddings):
-    """The leading components of the full fit are Spark ML's own fit at a smaller k."""
-    truncated, report = fit_pca(embeddings, {"k": 4})
+def test_one_pass_fit_is_spark_mls_own_fit_at_k(embeddings):
+    """The moments' eigendecomposition gives Spark ML's PCA: same axes (up to sign), same
+    explained variance, and the saved model projects like ours."""
+    truncated, report = fit_pca(embeddings, {"k": 3})
     vectors = embeddings.filter("reason IS NULL").select(
-        array_to_vector("features").alias("features_vector")
+        "image_id", array_to_vector("features").alias("features_vector")
     )
     direct = Pipeline(
         stages=[
             StandardScaler(inputCol="features_vector", outputCol="c", withMean=True, withStd=False),
-            PCA(k=4, inputCol="c", outputCol="pca"),
+            PCA(k=3, inputCol="c", outputCol="pca"),
         ]
     ).fit(vectors)
 
     ours, theirs = truncated.stages[-1], direct.stages[-1]
-    assert ours.getK() == 4
-    assert ours.pc.toArray().shape == (12, 4)
+    assert ours.getK() == 3
+    assert ours.pc.toArray().shape == (12, 3)
     np.testing.assert_allclose(np.abs(ours.pc.toArray()), np.abs(theirs.pc.toArray()), atol=1e-6)
     np.testing.assert_allclose(
         ours.explainedVariance.toArray(), theirs.explainedVariance.toArray(), atol=1e-9
@@ -113,6 +111,12 @@ def test_one_fit_truncated_to_k_is_the_fit_at_k(embeddings):
     assert report["explained_variance_ratio"] == pytest.approx(
         list(theirs.explainedVariance.toArray())
     )
+    spark_ml = truncated.transform(vectors)
+    theirs_projected = np.array([r.pca.toArray() for r in spark_ml.orderBy("image_id").collect()])
+    ours_projected = np.array(
+        [r.pca for r in project(embeddings, truncated).orderBy("image_id").collect()]
+    )
+    assert np.abs(ours_projected - theirs_projected).max() < 1e-4
 
 
 def test_the_truncated_model_saves_and_loads(embeddings, tmp_path):
@@ -122,8 +126,8 @@ def test_the_truncated_model_saves_and_loads(embeddings, tmp_path):
     loaded = PipelineModel.load(str(tmp_path / "pca"))
 
     assert loaded.stages[-1].getK() == 2
-    before = [r.pc_1 for r in project(embeddings, model).orderBy("image_id").collect()]
-    after = [r.pc_1 for r in project(embeddings, loaded).orderBy("image_id").collect()]
+    before = [r.pca[0] for r in project(embeddings, model).orderBy("image_id").collect()]
+    after = [r.pca[0] for r in project(embeddings, loaded).orderBy("image_id").collect()]
     assert before == pytest.approx(after)
 
 
@@ -144,7 +148,7 @@ def test_target_variance_chooses_the_fewest_components(embeddings):
     assert report["total_explained_variance"] >= 0.999
     assert report["full_spectrum_cumulative"][1] < 0.999
     assert len(report["full_spectrum_cumulative"]) == 12
-    assert project(embeddings, model).columns[-1] == "pc_3"
+    assert len(project(embeddings, model).first().pca) == 3
     fig = plot_variance(report)
     assert len(fig.axes[0].patches) == 3
     assert len(fig.axes[1].lines[0].get_ydata()) == 12  # the full spectrum

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+from pyspark import inheritable_thread_target
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.base import Estimator
 from pyspark.ml.classification import LogisticRegression, MultilayerPerceptronClassifier
@@ -15,19 +17,23 @@ from pyspark.ml.feature import (
     IndexToString,
     StandardScaler,
     StringIndexer,
-    VectorAssembler,
     VectorSlicer,
 )
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from fruits_kedro.ml_stages import component_columns, inputs_of, labels_of
+from fruits_kedro.ml_stages import (
+    COMPONENTS,
+    COMPONENTS_VECTOR,
+    k_of,
+    labels_of,
+    with_component_vector,
+)
 
 logger = logging.getLogger(__name__)
 
 LABEL_INDEX = "label_index"
-ASSEMBLED = "components"
 SCALED = "components_scaled"
 PREDICTED = "predicted_label"
 LOGISTIC_REGRESSION = "logistic_regression"
@@ -91,18 +97,19 @@ def _label_indexer(train: DataFrame) -> tuple[Any, list[str]]:
     return indexer, labels
 
 
-def fit_classifier(train: DataFrame, columns: list[str], params: dict[str, Any]) -> PipelineModel:
-    """Fit standardisation of ``columns`` and the classifier on ``train``.
+def fit_classifier(train: DataFrame, k: int, params: dict[str, Any]) -> PipelineModel:
+    """Fit standardisation of the ``k`` components and the classifier on ``train``.
 
-    The model maps ``columns`` to ``predicted_label`` (and ``probability``); the labels are
-    indexed alphabetically for the fit only, so unseen labels can still be evaluated.
+    The model maps the components' vector to ``predicted_label`` (and ``probability``); the
+    labels are indexed alphabetically for the fit only, so unseen labels can still be evaluated.
     """
     indexer, labels = _label_indexer(train)
     return Pipeline(
         stages=[
-            VectorAssembler(inputCols=columns, outputCol=ASSEMBLED),
-            StandardScaler(inputCol=ASSEMBLED, outputCol=SCALED, withMean=True, withStd=True),
-            _classifier(params, len(columns), len(labels)),
+            StandardScaler(
+                inputCol=COMPONENTS_VECTOR, outputCol=SCALED, withMean=True, withStd=True
+            ),
+            _classifier(params, k, len(labels)),
             IndexToString(inputCol="prediction", outputCol=PREDICTED, labels=labels),
         ]
     ).fit(indexer.transform(train))
@@ -112,17 +119,16 @@ def train_classifier(pca_features: DataFrame, params: dict[str, Any]) -> Pipelin
     """Train the classifier on every principal component of the training split.
 
     Args:
-        pca_features: ``label, split, pc_1 .. pc_k``, one row per image.
+        pca_features: ``label, split, pca`` (the ``k`` components), one row per image.
         params: ``train_split``, ``classifier`` and that classifier's settings.
     """
-    train = _split(pca_features, params["train_split"]).cache()
+    train = with_component_vector(_split(pca_features, params["train_split"])).cache()
     rows = _require_rows(train.count(), params["train_split"], "train_split")
-    columns = component_columns(pca_features)
-    logger.info(
-        "training %s on %d images x %d components", params["classifier"], rows, len(columns)
-    )
+    first = train.select(F.size(COMPONENTS).alias("k")).first()
+    k = int(first["k"]) if first else 0
+    logger.info("training %s on %d images x %d components", params["classifier"], rows, k)
     start = time.perf_counter()
-    model = fit_classifier(train, columns, params)
+    model = fit_classifier(train, k, params)
     logger.info("classifier trained in %.1f s", time.perf_counter() - start)
     train.unpersist()
     return model
@@ -185,12 +191,12 @@ def evaluate_classifier(
     counts = cast("pd.DataFrame", pca_features.groupBy("split").count().toPandas())
     per_split = counts.set_index("split")["count"]
     _require_rows(int(per_split.get(params["test_split"], 0)), params["test_split"], "test_split")
-    test = _split(pca_features, params["test_split"])
+    test = with_component_vector(_split(pca_features, params["test_split"]))
     predicted = classifier_model.transform(test).cache()
     confusion = confusion_matrix(predicted)
     metrics = {
         "classifier": params["classifier"],
-        "k": len(component_columns(pca_features)),
+        "k": k_of(classifier_model),
         "explained_variance": pca_variance["total_explained_variance"],
         "train_images": int(per_split.get(params["train_split"], 0)),
         "test_images": int(per_split.get(params["test_split"], 0)),
@@ -226,17 +232,18 @@ def accuracy_vs_k(
     """Test accuracy of the same classifier on the first ``k`` components, for each
     ``sweep_k`` below the model's ``k`` (the model's own point is its evaluation).
 
-    What the refits share is done once: label indexing, assembling and standardising the
-    components (standardisation is per component, so the first ``k`` standardised components
-    are the standardised first ``k``), and the cached training and test vectors; each refit
-    slices its ``k`` leading components.
+    What the refits share is done once: label indexing, standardising the components (with
+    the model's own scaler: standardisation is per component, so the first ``k`` standardised
+    components are the standardised first ``k``) and the cached training and test vectors;
+    each refit slices its ``k`` leading components.
     """
-    k_model = len(inputs_of(classifier_model))
+    k_model = k_of(classifier_model)
     cumulative = pca_variance["cumulative_explained_variance"]
     ks = sorted({int(k) for k in params["sweep_k"] if 0 < int(k) < k_model})
+    scaler = classifier_model.stages[0]
     points = [
         _sweep_point(k, accuracy, cumulative, fit_s)
-        for k, accuracy, fit_s in _sweep(pca_features, ks, params)
+        for k, accuracy, fit_s in _sweep(pca_features, scaler, ks, params)
     ]
     points.append(_sweep_point(k_model, classification_metrics["accuracy"], cumulative, None))
     return {"classifier": params["classifier"], "chosen_k": k_model, "points": points}
@@ -249,24 +256,17 @@ def _sweep_point(
 
 
 def _sweep(
-    pca_features: DataFrame, ks: list[int], params: dict[str, Any]
+    pca_features: DataFrame, scaler: Any, ks: list[int], params: dict[str, Any]
 ) -> list[tuple[int, float, float]]:
     if not ks:
         return []
-    columns = component_columns(pca_features, max(ks))
-    train = _split(pca_features, params["train_split"]).select("label", *columns)
-    test = _split(pca_features, params["test_split"]).select("label", *columns)
+    train = with_component_vector(_split(pca_features, params["train_split"]))
+    test = with_component_vector(_split(pca_features, params["test_split"]))
     indexer, labels = _label_indexer(train)
-    scaling = Pipeline(
-        stages=[
-            VectorAssembler(inputCols=columns, outputCol=ASSEMBLED),
-            StandardScaler(inputCol=ASSEMBLED, outputCol=SCALED, withMean=True, withStd=True),
-        ]
-    ).fit(train)
-    train_vectors = indexer.transform(scaling.transform(train)).select(LABEL_INDEX, SCALED).cache()
-    test_vectors = scaling.transform(test).select("label", SCALED).cache()
-    results = []
-    for k in ks:
+    train_vectors = indexer.transform(scaler.transform(train)).select(LABEL_INDEX, SCALED).cache()
+    test_vectors = scaler.transform(test).select("label", SCALED).cache()
+
+    def refit(k: int) -> tuple[int, float, float]:
         start = time.perf_counter()
         head = VectorSlicer(inputCol=SCALED, outputCol=SLICED, indices=list(range(k)))
         model = _classifier(params, k, len(labels), SLICED).fit(head.transform(train_vectors))
@@ -275,7 +275,12 @@ def _sweep(
         row = scored.agg(F.avg((F.col(PREDICTED) == F.col("label")).cast("double"))).first()
         accuracy = float((row or [0.0])[0] or 0.0)
         logger.info("sweep k=%d: test accuracy %.2f %%", k, 100 * accuracy)
-        results.append((k, accuracy, round(time.perf_counter() - start, 2)))
+        return k, accuracy, round(time.perf_counter() - start, 2)
+
+    # Each fit is mostly small Spark jobs, one per iteration: running a few at once keeps the
+    # cores busy.
+    with ThreadPoolExecutor(max_workers=int(params["sweep_parallelism"])) as pool:
+        results = list(pool.map(inheritable_thread_target(refit), ks))
     train_vectors.unpersist()
     test_vectors.unpersist()
     return results

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import operator
+import pickle
+from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
 import matplotlib
@@ -11,15 +14,20 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
+import pyarrow as pa
 from matplotlib.figure import Figure
-from pyspark import SparkContext
-from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.feature import PCA, PCAModel, StandardScaler
-from pyspark.ml.functions import array_to_vector, vector_to_array
-from pyspark.sql import DataFrame, Window
+from pyspark.ml import PipelineModel
+from pyspark.ml.common import _py2java
+from pyspark.ml.feature import PCAModel, StandardScalerModel
+from pyspark.ml.linalg import DenseMatrix, DenseVector
+from pyspark.ml.util import Identifiable
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
-from fruits_kedro.ml_stages import pca_stage
+from fruits_kedro.ml_stages import COMPONENTS, pca_stage
+from fruits_kedro.model.pca import Moments, Spectrum, moments_of, spectrum_of
+from fruits_kedro.model.pca import project as pca_project
 from fruits_kedro.spark_utils import embedded
 
 logger = logging.getLogger(__name__)
@@ -66,41 +74,48 @@ def check_k_params(params: dict[str, Any]) -> tuple[int | None, float | None]:
     return None, float(target)
 
 
-def _fit(vectors: DataFrame, k: int) -> PipelineModel:
-    return Pipeline(
-        stages=[
-            StandardScaler(inputCol=VECTOR, outputCol=CENTERED, withMean=True, withStd=False),
-            PCA(k=k, inputCol=CENTERED, outputCol=PCA_VECTOR),
-        ]
-    ).fit(vectors)
+def _moments(images: DataFrame, dims: int) -> Moments:
+    """One pass over the embeddings: each partition's moments, merged on the executors."""
+
+    def partial(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        found = moments_of((_matrix(batch.column(0), dims) for batch in batches), dims)
+        yield pa.RecordBatch.from_pydict({"moments": [pickle.dumps(found)]})
+
+    partials = images.select(FEATURES).mapInArrow(partial, "moments binary").rdd
+    return partials.map(lambda row: pickle.loads(row[0])).treeReduce(operator.add)
 
 
-def truncate(model: PipelineModel, k: int) -> PipelineModel:
-    """The same centering + PCA keeping only the ``k`` leading components.
+def _matrix(features: pa.Array, dims: int) -> np.ndarray:
+    """An Arrow list column of ``dims`` floats per row as an ``(n, dims)`` array."""
+    return np.asarray(features.flatten().to_numpy(zero_copy_only=False)).reshape(-1, dims)
 
-    Spark ML computes the whole spectrum whatever ``k`` is; the leading columns of a fit are
-    the fit at a smaller ``k`` (explained variance still relative to the total).
-    """
-    full = pca_stage(model)
-    if k == full.getK():
-        return model
-    gateway = SparkContext._gateway
-    assert gateway is not None
-    jvm = gateway.jvm
-    java_full = full._java_obj
-    assert java_full is not None
-    pc, variance = java_full.pc(), java_full.explainedVariance()
-    copy = jvm.java.util.Arrays.copyOfRange
-    java_pca = jvm.org.apache.spark.ml.feature.PCAModel(
-        full.uid,
-        jvm.org.apache.spark.ml.linalg.DenseMatrix(
-            pc.numRows(), k, copy(pc.values(), 0, pc.numRows() * k)
-        ),
-        jvm.org.apache.spark.ml.linalg.DenseVector(copy(variance.values(), 0, k)),
+
+def spark_model(spectrum: Spectrum, k: int) -> PipelineModel:
+    """Centering + the ``k`` leading axes as Spark ML's own models, which project new
+    embeddings with ``transform`` and save and load as usual."""
+    spark = SparkSession.getActiveSession()
+    assert spark is not None
+    sc = spark.sparkContext
+    jvm = sc._jvm
+    assert jvm is not None
+    dims = len(spectrum.mean)
+    mean = DenseVector(spectrum.mean)
+    centering = StandardScalerModel(
+        jvm.org.apache.spark.ml.feature.StandardScalerModel(
+            Identifiable._randomUID(), _py2java(sc, DenseVector(np.ones(dims))), _py2java(sc, mean)
+        )
     )
-    truncated = PCAModel(java_pca)
-    truncated._set(k=k, inputCol=full.getInputCol(), outputCol=full.getOutputCol())
-    return PipelineModel(stages=[*model.stages[:-1], truncated])
+    centering._set(inputCol=VECTOR, outputCol=CENTERED, withMean=True, withStd=False)
+    axes = DenseMatrix(dims, k, spectrum.components[:, :k].flatten(order="F"))
+    pca = PCAModel(
+        jvm.org.apache.spark.ml.feature.PCAModel(
+            Identifiable._randomUID(),
+            _py2java(sc, axes),
+            _py2java(sc, DenseVector(spectrum.explained_variance_ratio[:k])),
+        )
+    )
+    pca._set(k=k, inputCol=CENTERED, outputCol=PCA_VECTOR)
+    return PipelineModel(stages=[centering, pca])
 
 
 def _cumulative(model: PipelineModel) -> tuple[list[float], list[float]]:
@@ -109,7 +124,8 @@ def _cumulative(model: PipelineModel) -> tuple[list[float], list[float]]:
 
 
 def fit_pca(image_embeddings: DataFrame, params: dict[str, Any]) -> tuple[PipelineModel, dict]:
-    """Fit centering + PCA on the embedded images, once.
+    """Fit centering + PCA on the embedded images in one pass (the whole spectrum; the model
+    keeps the ``k`` leading components).
 
     Args:
         image_embeddings: ``features`` arrays, one row per image (quarantined ones left out).
@@ -124,13 +140,12 @@ def fit_pca(image_embeddings: DataFrame, params: dict[str, Any]) -> tuple[Pipeli
     rows = images.count()
     first = images.select(F.size(FEATURES).alias("dims")).first()
     dims = int(first["dims"]) if first else 0
-    full_k = effective_k(dims, rows, dims)
-    logger.info("fitting PCA (%d components) over %d images x %d dims", full_k, rows, dims)
-    vectors = images.select(array_to_vector(F.col(FEATURES)).alias(VECTOR))
-    model = _fit(vectors, full_k)
-    spectrum = _cumulative(model)[1]
+    effective_k(dims, rows, dims)
+    logger.info("fitting PCA over %d images x %d dims (one pass)", rows, dims)
+    found = spectrum_of(_moments(images, dims))
+    spectrum = [float(c) for c in np.cumsum(found.explained_variance_ratio)][: min(rows, dims)]
     k = effective_k(k_wanted, rows, dims) if k_wanted else k_for_variance(spectrum, target or 1.0)
-    model = truncate(model, k)
+    model = spark_model(found, k)
     ratios, cumulative = _cumulative(model)
     report = {
         "k": k,
@@ -148,21 +163,38 @@ def fit_pca(image_embeddings: DataFrame, params: dict[str, Any]) -> tuple[Pipeli
 
 
 def project(image_embeddings: DataFrame, pca_model: PipelineModel) -> DataFrame:
-    """One row per embedded image: ``image_id, path, label, split, pc_1 .. pc_k``."""
-    k = pca_stage(pca_model).getK()
-    vectors = embedded(image_embeddings).select(
-        "image_id", *LABEL_COLUMNS, array_to_vector(F.col(FEATURES)).alias(VECTOR)
+    """One row per embedded image: ``image_id, path, label, split, pca`` (``k`` floats).
+
+    What ``pca_model.transform`` computes, as one matrix product per Arrow batch.
+    """
+    centering, pca = pca_model.stages[0], pca_stage(pca_model)
+    assert isinstance(centering, StandardScalerModel)
+    mean, axes = centering.mean.toArray(), pca.pc.toArray()
+    shipped = image_embeddings.sparkSession.sparkContext.broadcast((mean, axes))
+    columns = ["image_id", *LABEL_COLUMNS]
+    images = embedded(image_embeddings).select(*columns, FEATURES)
+    schema = StructType(
+        [*(images.schema[c] for c in columns), StructField(COMPONENTS, ArrayType(FloatType()))]
     )
-    projected = pca_model.transform(vectors).withColumn(
-        PCA_VECTOR, vector_to_array(F.col(PCA_VECTOR), dtype="float32")
-    )
-    components = [F.col(PCA_VECTOR)[i].alias(f"pc_{i + 1}") for i in range(k)]
-    return projected.select("image_id", *LABEL_COLUMNS, *components)
+
+    def components(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        centre, matrix = shipped.value
+        for batch in batches:
+            found = pca_project(_matrix(batch.column(FEATURES), len(centre)), centre, matrix)
+            values = pa.array(found.ravel(), type=pa.float32())
+            offsets = pa.array(np.arange(0, found.size + 1, found.shape[1], dtype=np.int32))
+            yield pa.RecordBatch.from_arrays(
+                [*(batch.column(c) for c in columns), pa.ListArray.from_arrays(offsets, values)],
+                names=[*columns, COMPONENTS],
+            )
+
+    return images.mapInArrow(components, schema)
 
 
-def to_csv_rows(pca_features: DataFrame) -> DataFrame:
+def to_csv_rows(pca_features: DataFrame, pca_variance: dict[str, Any]) -> DataFrame:
     """The CSV export: ``path, label, split, pc_1 .. pc_k``, one file."""
-    return pca_features.drop("image_id").coalesce(1)
+    components = [F.col(COMPONENTS)[i].alias(f"pc_{i + 1}") for i in range(pca_variance["k"])]
+    return pca_features.select(*LABEL_COLUMNS, *components).coalesce(1)
 
 
 def plot_variance(pca_variance: dict[str, Any]) -> Figure:
@@ -207,13 +239,14 @@ def scatter_points(pca_features: DataFrame, params: dict[str, Any]) -> pd.DataFr
     per_class = int(params["scatter_points_per_class"])
     labels = [row["label"] for row in pca_features.select("label").distinct().collect()]
     classes = spread_classes(labels, int(params["scatter_classes"]))
-    second = "pc_2" if "pc_2" in pca_features.columns else "pc_1"
+    first = F.try_element_at(F.col(COMPONENTS), F.lit(1))
+    second = F.coalesce(F.try_element_at(F.col(COMPONENTS), F.lit(2)), first)  # k = 1: pc_1
     rank = F.row_number().over(Window.partitionBy("label").orderBy("image_id"))
     chosen = (
         pca_features.filter(F.col("label").isin(classes))
         .withColumn("rank", rank)
         .filter(F.col("rank") <= per_class)
-        .select("label", "split", "pc_1", F.col(second).alias("pc_2"))
+        .select("label", "split", first.alias("pc_1"), second.alias("pc_2"))
     )
     return cast("pd.DataFrame", chosen.toPandas()).sort_values(["label", "pc_1"], ignore_index=True)
 

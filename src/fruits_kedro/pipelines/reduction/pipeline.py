@@ -23,7 +23,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="fit_pca",
             ),
             node(project, ["image_embeddings", "pca_model"], "pca_features", name="project_pca"),
-            node(to_csv_rows, "pca_features", "pca_features_csv", name="export_pca_csv"),
+            node(
+                to_csv_rows,
+                ["pca_features", "pca_variance"],
+                "pca_features_csv",
+                name="export_pca_csv",
+            ),
             node(plot_variance, "pca_variance", "pca_variance_plot", name="plot_variance"),
             node(
                 scatter_points,

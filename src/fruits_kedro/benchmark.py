@@ -18,6 +18,7 @@ Training features: a quality check). The end-to-end benchmark times the whole de
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -84,6 +85,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="end-to-end: images (evenly spread) timed for the engine alone (0: all)",
     )
     parser.add_argument("--project-dir", type=Path, default=Path.cwd())
+    parser.add_argument(
+        "--keep", type=Path, help="run in this new folder and keep it (default: a temporary one)"
+    )
     parser.add_argument("--output", type=Path, help="also write the JSON result to this file")
     return parser.parse_args(argv)
 
@@ -250,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
 def embedding_stage(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
     """The embedding pipeline against the engine alone and plain Keras."""
     params = runtime_params(args)
-    with tempfile.TemporaryDirectory(prefix="fruits-benchmark-") as tmp:
-        project = scratch_project(args.project_dir.resolve(), Path(tmp) / "project")
+    with _workspace(args.keep) as tmp:
+        project = scratch_project(args.project_dir.resolve(), tmp / "project")
         with WorkerPeakRss() as rss:
             run_pipelines(project, params, ["embedding"])
         outputs = load_outputs(project, params, ["run_metrics", "image_embeddings"])
@@ -267,8 +271,8 @@ def embedding_stage(files: list[Path], args: argparse.Namespace) -> dict[str, An
 def end_to_end(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
     """The whole default run against the engine alone on the same images."""
     params = runtime_params(args)
-    with tempfile.TemporaryDirectory(prefix="fruits-benchmark-") as tmp:
-        project = scratch_project(args.project_dir.resolve(), Path(tmp) / "project")
+    with _workspace(args.keep) as tmp:
+        project = scratch_project(args.project_dir.resolve(), tmp / "project")
         start = time.perf_counter()
         with WorkerPeakRss() as rss:
             run_pipelines(project, params, ["__default__"])
@@ -299,6 +303,17 @@ def end_to_end(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
         "input_size": settings["image"]["input_size"],
         "cores": os.cpu_count(),
     }
+
+
+@contextlib.contextmanager
+def _workspace(keep: Path | None) -> Iterator[Path]:
+    """``keep`` (created, kept afterwards), or a temporary folder removed afterwards."""
+    if keep is not None:
+        keep.mkdir(parents=True)
+        yield keep.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="fruits-benchmark-") as tmp:
+        yield Path(tmp)
 
 
 def bytes_written(project: Path, params: dict[str, Any]) -> dict[str, int]:

@@ -192,9 +192,10 @@ def project(image_embeddings: DataFrame, pca_model: PipelineModel) -> DataFrame:
 
 
 def to_csv_rows(pca_features: DataFrame, pca_variance: dict[str, Any]) -> DataFrame:
-    """The CSV export: ``path, label, split, pc_1 .. pc_k``, one file."""
+    """The CSV export: ``path, label, split, pc_1 .. pc_k``, one part file per task (written
+    in parallel; a single file would be one task's work at any scale)."""
     components = [F.col(COMPONENTS)[i].alias(f"pc_{i + 1}") for i in range(pca_variance["k"])]
-    return pca_features.select(*LABEL_COLUMNS, *components).coalesce(1)
+    return pca_features.select(*LABEL_COLUMNS, *components)
 
 
 def plot_variance(pca_variance: dict[str, Any]) -> Figure:

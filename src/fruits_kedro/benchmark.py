@@ -145,11 +145,13 @@ def load_outputs(project: Path, params: dict[str, Any], names: list[str]) -> dic
 
 class WorkerPeakRss:
     """Largest peak RSS (``VmHWM``) of the Spark Python workers, polled from ``/proc``;
-    also the peak of the Spark JVM started by this process (``jvm_peak_kb``)."""
+    also the peaks of the Spark JVM started by this process (``jvm_peak_kb``) and of this
+    process while polled (``self_peak_kb``: the driver's Python during the run)."""
 
     def __init__(self, interval_s: float = 0.5) -> None:
         self.peak_kb = 0
         self.jvm_peak_kb = 0
+        self.self_peak_kb = 0
         self._interval = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -164,6 +166,7 @@ class WorkerPeakRss:
 
     def _poll(self) -> None:
         while not self._stop.wait(self._interval):
+            self.self_peak_kb = max(self.self_peak_kb, _vm_rss_kb(Path("/proc/self/status")))
             for status, is_jvm in _spark_status_files():
                 if is_jvm:
                     self.jvm_peak_kb = max(self.jvm_peak_kb, _vm_hwm_kb(status))
@@ -192,9 +195,17 @@ def _parent(proc: Path) -> int:
 
 
 def _vm_hwm_kb(status: Path) -> int:
+    return _status_kb(status, "VmHWM:")
+
+
+def _vm_rss_kb(status: Path) -> int:
+    return _status_kb(status, "VmRSS:")
+
+
+def _status_kb(status: Path, field: str) -> int:
     try:
         for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1])
     except OSError:
         pass
@@ -293,7 +304,7 @@ def end_to_end(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
         "overhead_ratio": round(wall_s / (images / ceiling), 3),
         "wall_ms_per_image": round(1000 * wall_s / images, 3),
         "node_wall_time_s": metrics["node_wall_time_s"],
-        "driver_python_rss_mb": round(_self_peak_kb() / 1024, 1),
+        "driver_python_rss_mb": round(rss.self_peak_kb / 1024, 1),
         "driver_jvm_rss_mb": round(rss.jvm_peak_kb / 1024, 1),
         "worker_rss_mb": round(rss.peak_kb / 1024, 1),
         "input_bytes": sum(f.stat().st_size for f in files),
@@ -335,10 +346,6 @@ def bytes_written(project: Path, params: dict[str, Any]) -> dict[str, int]:
         elif path.is_dir():
             sizes[name] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     return dict(sorted(sizes.items(), key=lambda item: -item[1]))
-
-
-def _self_peak_kb() -> int:
-    return _vm_hwm_kb(Path("/proc/self/status"))
 
 
 def _ceiling(files: list[Path], args: argparse.Namespace, settings: dict[str, Any]) -> float:

@@ -84,7 +84,11 @@ class RunMetricsHooks:
         """Write the run report, then save the run's metrics as complete."""
         for node in pipeline.nodes:
             self._stop_clock(node, only_if_unset=True)
-        write_report(catalog, {"status": "complete", **self.metrics()})
+        try:
+            write_report(catalog, {"status": "complete", **self.metrics()})
+        except Exception as exc:
+            self._save(catalog, "failed", error=f"run report: {type(exc).__name__}: {exc}")
+            raise
         metrics = self._save(catalog, "complete")
         logger.info("run complete in %.1f s: images %s", metrics["wall_time_s"], metrics["images"])
 

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import pandas as pd
+    from kedro.framework.context import KedroContext
 
 logger = logging.getLogger(__name__)
 
@@ -132,13 +133,13 @@ def run_pipelines(project: Path, params: dict[str, Any], names: list[str]) -> No
             session.close()
 
 
-def load_outputs(project: Path, params: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    """Load the named outputs of the last run through the project's catalog."""
+@contextlib.contextmanager
+def project_context(project: Path, params: dict[str, Any]) -> Iterator[KedroContext]:
+    """The project's context (catalog, parameters, configuration) with ``params``."""
     bootstrap_project(project)
     session = KedroSession.create(project_path=project, env="local", runtime_params=params)
     try:
-        catalog = session.load_context().catalog
-        return {name: catalog.load(name) for name in names}
+        yield session.load_context()
     finally:
         session.close()
 
@@ -269,13 +270,13 @@ def embedding_stage(files: list[Path], args: argparse.Namespace) -> dict[str, An
         project = scratch_project(args.project_dir.resolve(), tmp / "project")
         with WorkerPeakRss() as rss:
             run_pipelines(project, params, ["embedding"])
-        outputs = load_outputs(project, params, ["run_metrics", "image_embeddings"])
-        metrics = outputs["run_metrics"]
-        embedded = outputs["image_embeddings"].filter("reason IS NULL")
-        metrics["knn_accuracy"] = nearest_neighbour_accuracy(
-            embedded.select("label", "split", "features").toPandas()
-        )
-        settings = _settings(project, params)
+        with project_context(project, params) as context:
+            metrics = context.catalog.load("run_metrics")
+            embedded = context.catalog.load("image_embeddings").filter("reason IS NULL")
+            metrics["knn_accuracy"] = nearest_neighbour_accuracy(
+                embedded.select("label", "split", "features").toPandas()
+            )
+            settings = _settings(context.params)
     return _measure(files, args, metrics, settings, rss.peak_kb)
 
 
@@ -288,11 +289,13 @@ def end_to_end(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
         with WorkerPeakRss() as rss:
             run_pipelines(project, params, ["__default__"])
         wall_s = time.perf_counter() - start
-        metrics = load_outputs(project, params, ["run_metrics"])["run_metrics"]
-        written = bytes_written(project, params)
-        settings = _settings(project, params)
+        with project_context(project, params) as context:
+            metrics = context.catalog.load("run_metrics")
+            written = bytes_written(project, context.config_loader["catalog"])
+            settings = _settings(context.params)
     timed = files[:: max(1, len(files) // args.ceiling_images)] if args.ceiling_images else files
-    ceiling = _ceiling(timed, args, settings)
+    size = int(settings["image"]["input_size"])
+    ceiling = _ceiling(timed, load_weights(str(Path(args.weights).resolve()), size), settings)
     images = int(metrics["images"]["read"])
     return {
         "images": images,
@@ -327,14 +330,9 @@ def _workspace(keep: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def bytes_written(project: Path, params: dict[str, Any]) -> dict[str, int]:
-    """Bytes on disk of every output of the catalog (files of a folder added up)."""
-    bootstrap_project(project)
-    session = KedroSession.create(project_path=project, env="local", runtime_params=params)
-    try:
-        entries = session.load_context().config_loader["catalog"]
-    finally:
-        session.close()
+def bytes_written(project: Path, entries: dict[str, Any]) -> dict[str, int]:
+    """Bytes on disk of every output of the catalog configuration ``entries`` (files of a
+    folder added up)."""
     sizes = {}
     for name, entry in entries.items():
         if name == "raw_images" or not isinstance(entry, dict) or "filepath" not in entry:
@@ -348,23 +346,23 @@ def bytes_written(project: Path, params: dict[str, Any]) -> dict[str, int]:
     return dict(sorted(sizes.items(), key=lambda item: -item[1]))
 
 
-def _ceiling(files: list[Path], args: argparse.Namespace, settings: dict[str, Any]) -> float:
+def _ceiling(
+    files: list[Path], weights: list[np.ndarray], settings: dict[str, Any], engine: str = ""
+) -> float:
+    """Images/s of ``engine`` (default: the project's) alone, one process, all cores."""
     embedding, image = settings["embedding"], settings["image"]
     size, resample = int(image["input_size"]), str(image["resample"])
-    weights = load_weights(str(Path(args.weights).resolve()), size)
     artifact = export_artifact(
-        weights, embedding["engine"], size, os.cpu_count() or 1, int(embedding["batch_size"])
+        weights,
+        engine or embedding["engine"],
+        size,
+        os.cpu_count() or 1,
+        int(embedding["batch_size"]),
     )
     return single_process_img_s(files, artifact, size, resample)
 
 
-def _settings(project: Path, params: dict[str, Any]) -> dict[str, Any]:
-    bootstrap_project(project)
-    session = KedroSession.create(project_path=project, env="local", runtime_params=params)
-    try:
-        parameters = session.load_context().params
-    finally:
-        session.close()
+def _settings(parameters: dict[str, Any]) -> dict[str, Any]:
     return {"image": parameters["image"], "embedding": parameters["embedding"]}
 
 
@@ -375,19 +373,14 @@ def _measure(
     settings: dict[str, Any],
     peak_kb: int,
 ) -> dict[str, Any]:
-    embedding, image = settings["embedding"], settings["image"]
-    size, resample = int(image["input_size"]), str(image["resample"])
-    cores = os.cpu_count() or 1
+    embedding = settings["embedding"]
+    size, engine = int(settings["image"]["input_size"]), embedding["engine"]
     weights = load_weights(str(Path(args.weights).resolve()), size)
-    engine = embedding["engine"]
-    artifact = export_artifact(weights, engine, size, cores, int(embedding["batch_size"]))
-    ceiling = single_process_img_s(files, artifact, size, resample)
+    ceiling = _ceiling(files, weights, settings)
     keras_img_s = None
     if args.keras_images:
-        reference = export_artifact(weights, KERAS, size, cores, int(embedding["batch_size"]))
-        keras_img_s = single_process_img_s(
-            files[:: max(1, len(files) // args.keras_images)], reference, size, resample
-        )
+        subset = files[:: max(1, len(files) // args.keras_images)]
+        keras_img_s = _ceiling(subset, weights, settings, KERAS)
     pipeline = metrics["embedding_images_per_s"]
     return {
         "images": metrics["images"]["read"],
@@ -401,7 +394,7 @@ def _measure(
         "speedup_vs_keras": round(pipeline / keras_img_s, 2) if keras_img_s else None,
         "peak_rss_mb": round(peak_kb / 1024, 1),
         "knn_accuracy": metrics["knn_accuracy"],
-        "cores": cores,
+        "cores": os.cpu_count() or 1,
         "threads_per_worker": embedding["threads_per_worker"],
         "batch_size": embedding["batch_size"],
         "partitions_per_core": embedding["partitions_per_core"],

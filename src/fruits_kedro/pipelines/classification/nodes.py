@@ -17,6 +17,7 @@ from pyspark.ml.feature import (
     IndexToString,
     StandardScaler,
     StringIndexer,
+    StringIndexerModel,
     VectorSlicer,
 )
 from pyspark.ml.functions import vector_to_array
@@ -232,18 +233,17 @@ def accuracy_vs_k(
     """Test accuracy of the same classifier on the first ``k`` components, for each
     ``sweep_k`` below the model's ``k`` (the model's own point is its evaluation).
 
-    What the refits share is done once: label indexing, standardising the components (with
-    the model's own scaler: standardisation is per component, so the first ``k`` standardised
-    components are the standardised first ``k``) and the cached training and test vectors;
-    each refit slices its ``k`` leading components.
+    What the refits share is taken from the model or done once: its labels, its scaler
+    (standardisation is per component, so the first ``k`` standardised components are the
+    standardised first ``k``) and the cached training and test vectors; each refit slices its
+    ``k`` leading components.
     """
     k_model = k_of(classifier_model)
     cumulative = pca_variance["cumulative_explained_variance"]
     ks = sorted({int(k) for k in params["sweep_k"] if 0 < int(k) < k_model})
-    scaler = classifier_model.stages[0]
     points = [
         _sweep_point(k, accuracy, cumulative, fit_s)
-        for k, accuracy, fit_s in _sweep(pca_features, scaler, ks, params)
+        for k, accuracy, fit_s in _sweep(pca_features, classifier_model, ks, params)
     ]
     points.append(_sweep_point(k_model, classification_metrics["accuracy"], cumulative, None))
     return {"classifier": params["classifier"], "chosen_k": k_model, "points": points}
@@ -256,13 +256,14 @@ def _sweep_point(
 
 
 def _sweep(
-    pca_features: DataFrame, scaler: Any, ks: list[int], params: dict[str, Any]
+    pca_features: DataFrame, classifier_model: PipelineModel, ks: list[int], params: dict[str, Any]
 ) -> list[tuple[int, float, float]]:
     if not ks:
         return []
     train = with_component_vector(_split(pca_features, params["train_split"]))
     test = with_component_vector(_split(pca_features, params["test_split"]))
-    indexer, labels = _label_indexer(train)
+    scaler, labels = classifier_model.stages[0], labels_of(classifier_model)
+    indexer = StringIndexerModel.from_labels(labels, inputCol="label", outputCol=LABEL_INDEX)
     train_vectors = indexer.transform(scaler.transform(train)).select(LABEL_INDEX, SCALED).cache()
     test_vectors = scaler.transform(test).select("label", SCALED).cache()
 

@@ -137,12 +137,13 @@ def fit_pca(image_embeddings: DataFrame, params: dict[str, Any]) -> tuple[Pipeli
     """
     k_wanted, target = check_k_params(params)
     images = embedded(image_embeddings)
-    rows = images.count()
     first = images.select(F.size(FEATURES).alias("dims")).first()
     dims = int(first["dims"]) if first else 0
-    effective_k(dims, rows, dims)
-    logger.info("fitting PCA over %d images x %d dims (one pass)", rows, dims)
-    found = spectrum_of(_moments(images, dims))
+    effective_k(dims, int(first is not None), dims)
+    logger.info("fitting PCA over the embeddings' %d dims (one pass)", dims)
+    moments = _moments(images, dims)
+    rows = moments.count
+    found = spectrum_of(moments)
     spectrum = [float(c) for c in np.cumsum(found.explained_variance_ratio)][: min(rows, dims)]
     k = effective_k(k_wanted, rows, dims) if k_wanted else k_for_variance(spectrum, target or 1.0)
     model = spark_model(found, k)

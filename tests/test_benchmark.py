@@ -91,9 +91,13 @@ def test_end_to_end_benchmark_times_the_whole_run(tmp_path, random_weights):
     assert result["overhead_ratio"] == pytest.approx(
         result["wall_s"] / (result["images"] / result["ceiling_img_s"]), rel=1e-2
     )
-    assert {"label_images", "embed_images", "fit_pca", "sweep_k", "export_predictor"} <= set(
-        result["node_wall_time_s"]
-    )
+    assert {
+        "ingestion.label_images",
+        "embedding.embed_images",
+        "reduction.fit_pca",
+        "classification.sweep_k",
+        "export.export_predictor",
+    } <= set(result["node_wall_time_s"])
     assert result["driver_jvm_rss_mb"] > 100  # the Spark JVM of this process was seen
     assert result["driver_python_rss_mb"] > 50
     assert result["worker_rss_mb"] > 10

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,12 +13,17 @@ import pytest
 
 from tests.conftest import MINI_RUN_K
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
 pytestmark = [pytest.mark.shared, pytest.mark.e2e]
 
 MINI_IMAGES, MINI_CLASSES = 72, 8
+# conf/logging.yml: one line per record, whatever its length
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: ")
+NATIVE_CHATTER = (
+    "XNNPACK delegate",
+    "absl::InitializeLog",
+    "oneDNN custom operations",
+    "cpu_feature_guard",
+)
 
 
 def read_csv_folder(folder: Path) -> pd.DataFrame:
@@ -42,9 +47,12 @@ def test_every_image_is_embedded_or_quarantined(finished_run):
         "feature_dim": 1280,
     }
     assert metrics["embedding_images_per_s"] > 0
-    assert {"label_images", "embed_images", "fit_pca", "sweep_k"} <= metrics[
-        "node_wall_time_s"
-    ].keys()
+    assert {
+        "ingestion.label_images",
+        "embedding.embed_images",
+        "reduction.fit_pca",
+        "classification.sweep_k",
+    } <= metrics["node_wall_time_s"].keys()
     assert metrics["versions"]["pyspark"] == "4.1.1"
     assert metrics["spark_conf"]["spark.sql.adaptive.enabled"].lower() == "true"
     assert metrics["spark_conf"]["spark.serializer"].endswith("KryoSerializer")
@@ -161,8 +169,15 @@ def test_plots_and_the_report_are_written(finished_run):
     report = (reporting / "run_report.html").read_text()
     metrics = json.loads((reporting / "classification_metrics.json").read_text())
     assert f"{100 * metrics['accuracy']:.2f} %" in report
-    assert report.count("data:image/png;base64,") == 4
-    for plot in ("pca_variance", "pca_scatter", "confusion_matrix", "accuracy_vs_k"):
+    assert report.count("data:image/png;base64,") == 6
+    for plot in (
+        "pca_variance",
+        "pca_scatter",
+        "confusion_matrix",
+        "accuracy_vs_k",
+        "node_times",
+        "embedding_throughput",
+    ):
         saved = base64.b64encode((reporting / f"{plot}.png").read_bytes()).decode()
         assert f"data:image/png;base64,{saved}" in report  # the saved plot, not a redraw
     assert "images/s embedded" in report
@@ -173,3 +188,53 @@ def test_plots_and_the_report_are_written(finished_run):
     throughput = re.search(r'"value">([^<]+)</div><div class="name">images/s embedded', report)
     assert throughput is not None
     assert float(throughput.group(1)) > 0  # the throughput of this run is known
+
+
+def test_the_log_shows_the_embedding_progress_in_images(finished_run):
+    _, bad, result = finished_run
+    read = MINI_IMAGES + len(bad)
+    lines = re.findall(
+        r"fruits_kedro\.progress: embedding\.embed_images: (.*)$", result.stdout, re.M
+    )
+    assert lines, result.stdout[-3000:]
+    for line in lines[:-1]:  # every few seconds while the node runs (none if it is quick)
+        assert re.match(rf"\d+/{read} images \(\d+ %\)", line), line
+    final = re.fullmatch(
+        rf"done, {read}/{read} images \(100 %\), ([\d.]+) images/s, in \d+:\d\d,"
+        r" Spark tasks (\d+)/\2",
+        lines[-1],
+    )
+    assert final, lines[-1]
+    assert float(final.group(1)) > 0
+
+
+def test_the_progress_samples_are_in_the_run_metrics(finished_run):
+    data, bad, _ = finished_run
+    metrics = json.loads((data / "08_reporting/run_metrics.json").read_text())
+    record = metrics["progress"]["embedding.embed_images"]
+    assert record["unit"] == "images"
+    done = [d for _, d in record["samples"]]
+    assert done == sorted(done)
+    assert done[-1] == MINI_IMAGES + len(bad)
+    assert 0 < record["started_s"] < metrics["wall_time_s"]
+
+
+def test_log_lines_are_whole_and_the_last_one_sums_the_run_up(finished_run):
+    data, bad, result = finished_run
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert [line for line in lines if not LOG_LINE.match(line)] == []  # none wrapped
+    assert max(len(line) for line in lines) > 120
+    assert "Using 'conf/logging.yml' as logging configuration" in lines[0]
+    summary = re.search(
+        rf"run complete in [\d.]+ s: {MINI_IMAGES + len(bad)} images read, {MINI_IMAGES}"
+        rf" embedded, {len(bad)} quarantined, embedding [\d.]+ images/s; report: (.+)$",
+        lines[-1],
+    )
+    assert summary, lines[-1]
+    assert Path(summary.group(1)).resolve() == (data / "08_reporting/run_report.html").resolve()
+
+
+def test_no_native_start_up_chatter(finished_run):
+    _, _, result = finished_run
+    output = result.stdout + result.stderr
+    assert [noise for noise in NATIVE_CHATTER if noise in output] == []

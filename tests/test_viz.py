@@ -7,31 +7,31 @@ import json
 from tests.conftest import copy_project, run_kedro
 
 PIPELINE_NODES = {
-    "ingestion": {"label_images"},
+    "ingestion": {"ingestion.label_images"},
     # the image bytes are read once, not persisted: embedding runs the ingestion node too
     "embedding": {
-        "label_images",
-        "load_model",
-        "embed_images",
-        "quarantine_images",
-        "reconcile_counts",
+        "ingestion.label_images",
+        "embedding.load_model",
+        "embedding.embed_images",
+        "embedding.quarantine_images",
+        "embedding.reconcile_counts",
     },
     "reduction": {
-        "fit_pca",
-        "project_pca",
-        "export_pca_csv",
-        "plot_variance",
-        "pick_scatter_points",
-        "plot_pca_scatter",
+        "reduction.fit_pca",
+        "reduction.project_pca",
+        "reduction.export_pca_csv",
+        "reduction.plot_variance",
+        "reduction.pick_scatter_points",
+        "reduction.plot_pca_scatter",
     },
     "classification": {
-        "train_classifier",
-        "evaluate_classifier",
-        "sweep_k",
-        "plot_confusion_matrix",
-        "plot_accuracy_vs_k",
+        "classification.train_classifier",
+        "classification.evaluate_classifier",
+        "classification.sweep_k",
+        "classification.plot_confusion_matrix",
+        "classification.plot_accuracy_vs_k",
     },
-    "export": {"export_predictor"},
+    "export": {"export.export_predictor"},
 }
 
 
@@ -46,8 +46,8 @@ def test_viz_build_shows_every_pipeline_and_node(tmp_path):
     assert {p["id"] for p in graph["pipelines"]} == {"__default__", *PIPELINE_NODES}
     tasks = [n for n in graph["nodes"] if n["type"] == "task"]
     for pipeline, names in PIPELINE_NODES.items():
-        assert {n["name"] for n in tasks if pipeline in n["pipelines"]} == names
-    assert {n["name"] for n in tasks if "__default__" in n["pipelines"]} == set().union(
+        assert {n["full_name"] for n in tasks if pipeline in n["pipelines"]} == names
+    assert {n["full_name"] for n in tasks if "__default__" in n["pipelines"]} == set().union(
         *PIPELINE_NODES.values()
     )
     datasets = {n["name"] for n in graph["nodes"] if n["type"] == "data"}
@@ -64,3 +64,16 @@ def test_viz_build_shows_every_pipeline_and_node(tmp_path):
         "predictor",
     } <= datasets
     assert "run_report" not in datasets  # written when the run ends, from the saved outputs
+    # each stage is a namespace: a group of its own nodes in kedro-viz
+    groups = {n["name"] for n in graph["nodes"] if n["type"] == "modularPipeline"}
+    assert groups == set(PIPELINE_NODES)
+    for task in tasks:
+        assert task["modular_pipelines"] == [task["full_name"].split(".")[0]]
+    # layers band the datasets, in the data's order
+    layers = {n["name"]: n["layer"] for n in graph["nodes"] if n["type"] == "data"}
+    assert layers["raw_images"] == "raw"
+    assert layers["image_embeddings"] == "feature"
+    assert layers["classifier_model"] == "models"
+    assert None not in layers.values()
+    assert graph["layers"][0] == "raw"
+    assert graph["layers"].index("feature") < graph["layers"].index("reporting")

@@ -1,8 +1,9 @@
-"""kedro-viz in headless Chromium: every registered pipeline draws each of its nodes.
+"""kedro-viz in headless Chromium: the stages are collapsible groups, and every registered
+pipeline draws each of its nodes once they are expanded.
 
 Needs Playwright (Python) and Debian's ``chromium``; skips without them, unless
 ``FRUITS_REQUIRE_BROWSER=1`` (CI), when it fails instead. ``FRUITS_UPDATE_DOCS=1`` also
-refreshes ``docs/kedro-viz.png`` from the screenshot of ``__default__``.
+refreshes ``docs/kedro-viz.png`` from the screenshot of ``__default__`` by stage.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -51,14 +53,17 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1600, "height": 1600}  # the graph is tall: its labels stay legible
 # kedro-viz keeps its settings in localStorage: labels are the nodes' real names (not
-# "Fit Pca"), namespaces (modular pipelines) are expanded into their nodes, and no onboarding
-# pop-up or minimap covers the graph.
+# "Fit Pca"), the stages (namespaces, kedro-viz's modular pipelines) are collapsed or all
+# expanded into their nodes, and no onboarding pop-up or minimap covers the graph.
 VIZ_SETTINGS = {
     "isPrettyName": False,
-    "expandAllPipelines": True,
+    "expandAllPipelines": False,
     "showFeatureHints": False,
     "visible": {"miniMap": False},
 }
+EXPANDED = {**VIZ_SETTINGS, "expandAllPipelines": True}
+STAGES = {"ingestion", "embedding", "reduction", "classification", "export"}
+KINDS = ("task", "data", "modularPipeline")
 # Run before each page load. The pipeline saved from the last page is set to the URL's: when
 # they differ, kedro-viz may draw the saved one's graph under the URL's name in its selector.
 SETTINGS_SCRIPT = """settings => {
@@ -145,15 +150,15 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the project for kedro-viz to load."""
-    return copy_project(tmp_path / "project")
+    return copy_project(tmp_path_factory.mktemp("viz") / "project")
 
 
-@pytest.fixture
-def page() -> Iterator[Page]:
-    """A Chromium page that reaches only the loopback server, with kedro-viz's settings."""
+@contextlib.contextmanager
+def viz_page(settings: dict[str, object]) -> Iterator[Page]:
+    """A Chromium page that reaches only the loopback server, with kedro-viz's ``settings``."""
     if sync_playwright is None:
         _unavailable("Playwright is not installed (pip install playwright)")
     if not CHROMIUM.exists():
@@ -164,12 +169,26 @@ def page() -> Iterator[Page]:
         )
         try:
             context = browser.new_context(viewport=VIEWPORT)
-            context.add_init_script(f"({SETTINGS_SCRIPT})({json.dumps(VIZ_SETTINGS)})")
+            context.add_init_script(f"({SETTINGS_SCRIPT})({json.dumps(settings)})")
             context.route(lambda url: urlsplit(url).hostname != HOST, lambda route: route.abort())
             context.route("**/api/version", _answer_version)
             yield context.new_page()
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    """A page with every stage expanded into its nodes."""
+    with viz_page(EXPANDED) as expanded:
+        yield expanded
+
+
+@pytest.fixture
+def collapsed_page() -> Iterator[Page]:
+    """A page with kedro-viz's default view: the stages collapsed."""
+    with viz_page(VIZ_SETTINGS) as collapsed:
+        yield collapsed
 
 
 def _answer_version(route: Route) -> None:
@@ -179,11 +198,12 @@ def _answer_version(route: Route) -> None:
     route.fulfill(json=answer)
 
 
-@pytest.fixture
-def viz_url(project: Path, tmp_path: Path) -> Iterator[str]:
-    """``kedro viz run`` on a free loopback port in its own process group; always stopped."""
+@pytest.fixture(scope="module")
+def viz_url(project: Path) -> Iterator[str]:
+    """``kedro viz run`` on a free loopback port in its own process group, shared by the
+    module's tests; always stopped."""
     port = free_port()
-    log = tmp_path / "kedro-viz.log"
+    log = project.parent / "kedro-viz.log"
     command = [sys.executable, "-m", "kedro", "viz", "run", "--no-browser"]
     command += ["--host", HOST, "--port", str(port)]
     with log.open("w") as output:
@@ -212,17 +232,45 @@ def registered_pipelines(project: Path) -> dict[str, Pipeline]:
     return register_pipelines()
 
 
-def expected_names(pipeline: Pipeline) -> dict[str, set[str]]:
-    """The labels kedro-viz draws for ``pipeline`` by node type, pretty names off.
-
-    Parameters are hidden by default; a transcoded dataset is drawn once, without ``@...``.
-    """
-    datasets = {
+def drawn_datasets(pipeline: Pipeline) -> set[str]:
+    """Parameters are hidden by default; a transcoded dataset is drawn once, without ``@...``."""
+    return {
         name.split("@")[0]
         for name in pipeline.datasets()
         if name != "parameters" and not name.startswith("params:")
     }
-    return {"task": {node.name for node in pipeline.nodes}, "data": datasets}
+
+
+def expected_names(pipeline: Pipeline) -> dict[str, set[str]]:
+    """The labels kedro-viz draws for ``pipeline`` by node type, stages expanded, pretty names
+    off: a node's label is its name within its stage."""
+    tasks = {node.name.rpartition(".")[2] for node in pipeline.nodes}
+    return {"task": tasks, "data": drawn_datasets(pipeline), "modularPipeline": set()}
+
+
+def inside_one_stage(pipeline: Pipeline) -> dict[str, str]:
+    """The datasets only one stage writes and reads, by name: a collapsed stage hides them."""
+    stages: dict[str, set[str | None]] = {}
+    for node in pipeline.nodes:
+        for name in [*node.inputs, *node.outputs]:
+            stages.setdefault(name, set()).add(node.namespace)
+    consumed = {name for node in pipeline.nodes for name in node.inputs}
+    produced = {name for node in pipeline.nodes for name in node.outputs}
+    return {
+        name: str(next(iter(found)))
+        for name, found in stages.items()
+        if len(found) == 1 and name in consumed & produced and None not in found
+    }
+
+
+def collapsed_names(pipeline: Pipeline, expanded: str | None = None) -> dict[str, set[str]]:
+    """What kedro-viz draws by stage: the groups, the datasets between them, and the nodes
+    and inner datasets of the ``expanded`` stage."""
+    hidden = {n for n, stage in inside_one_stage(pipeline).items() if stage != expanded}
+    tasks = {n.name.rpartition(".")[2] for n in pipeline.nodes if n.namespace == expanded}
+    groups = {n.namespace for n in pipeline.nodes if n.namespace and n.namespace != expanded}
+    data = drawn_datasets(pipeline) - hidden
+    return {"task": tasks if expanded else set(), "data": data, "modularPipeline": groups}
 
 
 def drawn_names(
@@ -235,7 +283,7 @@ def drawn_names(
             kind: set(
                 page.locator(f".pipeline-node--{kind} .pipeline-node__text").all_text_contents()
             )
-            for kind in expected
+            for kind in KINDS
         }
         if drawn == expected or time.monotonic() > deadline:
             return drawn
@@ -267,9 +315,40 @@ def save_screenshot(page: Page, tmp_path: Path) -> Path:
     return path
 
 
-def test_viz_shows_every_node_of_every_pipeline(
-    page: Page, viz_url: str, project: Path, tmp_path: Path
+def test_the_default_view_shows_the_stages_and_one_expands_to_its_nodes(
+    collapsed_page: Page, viz_url: str, project: Path, tmp_path: Path
 ) -> None:
+    pipeline = registered_pipelines(project)["__default__"]
+    assert {n.namespace for n in pipeline.nodes} == STAGES
+    collapsed_page.goto(f"{viz_url}?pid=__default__")
+    expect(collapsed_page.locator(PIPELINE_SELECTOR)).to_have_text("__default__", timeout=20_000)
+    collapsed = collapsed_names(pipeline)
+    assert collapsed["modularPipeline"] == STAGES
+    assert collapsed["task"] == set()
+    assert {"accuracy_vs_k", "pca_scatter_points"} & collapsed["data"] == set()
+
+    drawn_collapsed = drawn_names(collapsed_page, collapsed)
+    screenshot = save_screenshot(collapsed_page, tmp_path)  # the README's picture, by stage
+    group = collapsed_page.locator(".pipeline-node--modularPipeline").filter(
+        has_text=re.compile(r"^embedding$")
+    )
+    group.click()
+    expanded = collapsed_names(pipeline, expanded="embedding")
+    drawn_expanded = drawn_names(collapsed_page, expanded)
+
+    assert drawn_collapsed == collapsed
+    assert drawn_expanded == expanded
+    assert expanded["task"] == {
+        "load_model",
+        "embed_images",
+        "quarantine_images",
+        "reconcile_counts",
+    }
+    assert expanded["modularPipeline"] == STAGES - {"embedding"}
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_viz_shows_every_node_of_every_pipeline(page: Page, viz_url: str, project: Path) -> None:
     pipelines = registered_pipelines(project)
     assert "__default__" in pipelines
     mismatches: dict[str, dict[str, dict[str, list[str]]]] = {}
@@ -284,11 +363,9 @@ def test_viz_shows_every_node_of_every_pipeline(
                 "unexpected": _difference(drawn, expected),
             }
             mismatches[name] = {problem: names for problem, names in problems.items() if names}
-    screenshot = save_screenshot(page, tmp_path)  # of __default__, before any failure
     assert not mismatches, "flowchart differs from the registered pipelines:\n" + json.dumps(
         mismatches, indent=2, sort_keys=True
     )
-    assert screenshot.stat().st_size > 10_000
 
 
 def _difference(left: dict[str, set[str]], right: dict[str, set[str]]) -> dict[str, list[str]]:

@@ -38,6 +38,7 @@ from fruits_kedro.fetch import IMAGE_SUFFIXES
 from fruits_kedro.model.engines import KERAS, export_artifact, get_engine
 from fruits_kedro.model.featurize import featurize
 from fruits_kedro.model.mobilenet import WEIGHTS_FILE_NAME, load_weights
+from fruits_kedro.run_metrics import EMBEDDING_NODE
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -301,7 +302,7 @@ def end_to_end(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
         "images": images,
         "embedded": metrics["images"]["embedded"],
         "wall_s": round(wall_s, 1),
-        "embed_s": metrics["node_wall_time_s"].get("embed_images"),
+        "embed_s": metrics["node_wall_time_s"].get(EMBEDDING_NODE),
         "ceiling_img_s": round(ceiling, 2),
         "ceiling_images": len(timed),
         "overhead_ratio": round(wall_s / (images / ceiling), 3),

@@ -3,7 +3,8 @@
 ``run_metrics`` is also the run's completion marker: ``"status"`` is ``running`` from the
 start, then ``complete`` or ``failed``, so a failed run never leaves a result that looks
 complete. Hooks only observe: no node reads what they write. When the run ends, the run
-report is written from the run's saved outputs and these metrics.
+report is written from the run's saved outputs and these metrics (with the plots of the
+nodes' wall times and of the embedding's throughput), and one summary line is logged.
 """
 
 from __future__ import annotations
@@ -17,19 +18,24 @@ from typing import TYPE_CHECKING, Any
 from kedro.framework.hooks import hook_impl
 from pyspark.sql import SparkSession
 
-from fruits_kedro.reporting import report
+from fruits_kedro.reporting import plots, report
 
 if TYPE_CHECKING:
     from kedro.io import CatalogProtocol
     from kedro.pipeline import Pipeline
     from kedro.pipeline.node import Node
+    from matplotlib.figure import Figure
+
+    from fruits_kedro.progress import ProgressHooks
 
 logger = logging.getLogger(__name__)
 
 COUNTS_DATASET = "image_counts"
 METRICS_DATASET = "run_metrics"
 REPORT_DATASET = "run_report"
-EMBEDDING_NODE = "embed_images"
+EMBEDDING_NODE = "embedding.embed_images"
+# Plots of the run itself, drawn when it ends: key in the report -> catalog name.
+RUN_PLOTS = {"node_times": "node_time_plot", "throughput": "embedding_throughput_plot"}
 PACKAGES = (
     "kedro",
     "kedro-datasets",
@@ -47,9 +53,14 @@ SECRET_WORDS = ("secret", "password", "token", "access.key", "credential")
 
 
 class RunMetricsHooks:
-    """Times every node and writes ``run_metrics`` at the start and the end of each run."""
+    """Times every node and writes ``run_metrics`` at the start and the end of each run.
 
-    def __init__(self) -> None:
+    Args:
+        progress: The hook whose progress samples go into the metrics, if any.
+    """
+
+    def __init__(self, progress: ProgressHooks | None = None) -> None:
+        self._progress = progress
         self._started: dict[str, float] = {}
         self._timings: dict[str, float] = {}
         self._counts: dict[str, Any] = {}
@@ -85,12 +96,13 @@ class RunMetricsHooks:
         for node in pipeline.nodes:
             self._stop_clock(node, only_if_unset=True)
         try:
-            write_report(catalog, {"status": "complete", **self.metrics()})
+            written = write_report(catalog, {"status": "complete", **self.metrics()})
         except Exception as exc:
             self._save(catalog, "failed", error=f"run report: {type(exc).__name__}: {exc}")
             raise
         metrics = self._save(catalog, "complete")
-        logger.info("run complete in %.1f s: images %s", metrics["wall_time_s"], metrics["images"])
+        report_at = location(catalog, REPORT_DATASET) if written else None
+        logger.info("%s", summary(metrics, report_at))
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, catalog: CatalogProtocol) -> None:
@@ -118,22 +130,74 @@ class RunMetricsHooks:
             "embedding_images_per_s": round(embedded / embed_time, 2)
             if embedded and embed_time
             else None,
+            "progress": self._progress.records if self._progress else {},
             "versions": versions(),
             "spark_conf": spark_conf(),
         }
 
 
-def write_report(catalog: CatalogProtocol, metrics: dict[str, Any]) -> None:
-    """Render ``run_report`` from the run's saved outputs, when they all exist."""
+def write_report(catalog: CatalogProtocol, metrics: dict[str, Any]) -> bool:
+    """Render ``run_report`` from the run's saved outputs, when they all exist.
+
+    Returns:
+        Whether the report was written.
+    """
     names = [*report.INPUTS, *report.PLOTS.values()]
     missing = [name for name in names if name not in catalog or not catalog.exists(name)]
     if REPORT_DATASET not in catalog or missing:
         logger.info("run report not written: no %s yet", ", ".join(missing) or REPORT_DATASET)
-        return
+        return False
     outputs = {name: catalog.load(name) for name in report.INPUTS}
-    plots = {key: catalog.load(name) for key, name in report.PLOTS.items()}
-    catalog.save(REPORT_DATASET, report.render_report(outputs, plots, metrics))
+    pictures = {key: catalog.load(name) for key, name in report.PLOTS.items()}
+    pictures.update(save_run_plots(catalog, metrics))
+    catalog.save(REPORT_DATASET, report.render_report(outputs, pictures, metrics))
     logger.info("run report written: %s", REPORT_DATASET)
+    return True
+
+
+def save_run_plots(catalog: CatalogProtocol, metrics: dict[str, Any]) -> dict[str, bytes]:
+    """Draw and save the plots of :data:`RUN_PLOTS` the catalog declares; their PNG bytes."""
+    draw: dict[str, Any] = {
+        "node_times": lambda: plots.node_times_figure(metrics.get("node_wall_time_s", {})),
+        "throughput": lambda: plots.throughput_figure(
+            metrics.get("progress", {}).get(EMBEDDING_NODE), EMBEDDING_NODE
+        ),
+    }
+    saved = {}
+    for key, name in RUN_PLOTS.items():
+        if name in catalog:
+            figure: Figure = draw[key]()
+            catalog.save(name, figure)
+            saved[key] = catalog.load(name)
+    return saved
+
+
+def location(catalog: CatalogProtocol, name: str) -> str | None:
+    """Where a file dataset is written: its path, or URL off the local file system."""
+    dataset = catalog.get(name)
+    described = dataset._describe() if dataset is not None else {}
+    path, protocol = described.get("filepath"), described.get("protocol")
+    if path is None:
+        return None
+    return str(path) if protocol in (None, "file") else f"{protocol}://{path}"
+
+
+def summary(metrics: dict[str, Any], report_at: str | None) -> str:
+    """The run's last log line: counts, wall time, throughput, where the report is."""
+    counts = metrics.get("images") or {}
+    images = (
+        f"{counts.get('read')} images read, {counts.get('embedded')} embedded,"
+        f" {counts.get('quarantined')} quarantined"
+        if counts
+        else "no images embedded"
+    )
+    rate = metrics.get("embedding_images_per_s")
+    throughput = f", embedding {rate:.1f} images/s" if rate else ""
+    report_text = report_at or "not written"
+    return (
+        f"run complete in {metrics['wall_time_s']:.1f} s: {images}{throughput};"
+        f" report: {report_text}"
+    )
 
 
 def versions() -> dict[str, str]:

@@ -4,9 +4,12 @@ from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
 from fruits_kedro.hooks import SparkHooks
+from fruits_kedro.progress import ProgressHooks
 from fruits_kedro.run_metrics import RunMetricsHooks
 
-HOOKS = (SparkHooks(), RunMetricsHooks())
+PROGRESS = ProgressHooks()
+# The end-of-run metrics and report include the progress samples.
+HOOKS = (SparkHooks(), RunMetricsHooks(progress=PROGRESS), PROGRESS)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

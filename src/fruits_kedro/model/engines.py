@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from fruits_kedro.model.mobilenet import FEATURE_DIM, model_from_weights, preprocess
+from fruits_kedro.model.native_logs import quiet_native_logs
 from fruits_kedro.model.quantize import to_int8_tflite
 
 if TYPE_CHECKING:
@@ -69,14 +70,16 @@ def export_artifact(
     if engine == KERAS:
         payload = weights
     elif engine == TFLITE:
-        payload = _to_tflite(weights, input_size)
+        with quiet_native_logs():
+            payload = _to_tflite(weights, input_size)
     elif calibration is None:
         raise ValueError(
             f"engine {engine!r} needs calibration images: pass calibration= batches of uint8"
             f" pixels of shape (n, {input_size}, {input_size}, 3)"
         )
     else:
-        payload = to_int8_tflite(weights, input_size, calibration)
+        with quiet_native_logs():
+            payload = to_int8_tflite(weights, input_size, calibration)
     return artifact_of(payload, engine, input_size, threads, batch_size)
 
 
@@ -147,6 +150,7 @@ class TFLiteEngine:
         self._interpreter = Interpreter(
             model_content=artifact.payload, num_threads=artifact.threads
         )
+        self._interpreter.allocate_tensors()  # applies XNNPACK now, inside quiet_native_logs
         details = self._interpreter.get_input_details()[0]
         if details["dtype"] != np.float32:
             raise ValueError(
@@ -193,5 +197,6 @@ def get_engine(artifact: ModelArtifact) -> Engine:
         logger.info(
             "building %s engine (%d px) in this worker", artifact.engine, artifact.input_size
         )
-        _CACHE[key] = _BUILDERS[artifact.engine](artifact)
+        with quiet_native_logs():
+            _CACHE[key] = _BUILDERS[artifact.engine](artifact)
     return _CACHE[key]

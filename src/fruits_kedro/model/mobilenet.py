@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import fsspec
 import numpy as np
 
+from fruits_kedro.model.native_logs import quiet_native_logs
+
 if TYPE_CHECKING:
     import keras
 
@@ -32,15 +34,16 @@ def build_model(input_size: int, weights: str | None = None) -> keras.Model:
         weights: ``"imagenet"`` (downloaded by Keras once), a local weights file, or
             ``None`` for random weights.
     """
-    import keras  # noqa: PLC0415  (TensorFlow is heavy: load only where a model is built)
+    with quiet_native_logs():
+        import keras  # noqa: PLC0415  (TensorFlow is heavy: load only where a model is built)
 
-    return keras.applications.MobileNetV2(
-        input_shape=(input_size, input_size, 3),
-        alpha=1.0,
-        include_top=False,
-        weights=weights,
-        pooling="avg",
-    )
+        return keras.applications.MobileNetV2(
+            input_shape=(input_size, input_size, 3),
+            alpha=1.0,
+            include_top=False,
+            weights=weights,
+            pooling="avg",
+        )
 
 
 def load_weights(source: str, input_size: int) -> list[np.ndarray]:

@@ -56,7 +56,8 @@ def render_report(
 
     Args:
         outputs: The run's outputs named in :data:`INPUTS`, by catalog name.
-        plots: The saved PNG files, by the keys of :data:`PLOTS`.
+        plots: The saved PNG files, by the keys of :data:`PLOTS`, and the plots of the run
+            itself (``node_times``, ``throughput``) when they were drawn.
         run_metrics: The finished run's metrics: wall time per node and throughput.
     """
     metrics = outputs["classification_metrics"]
@@ -71,6 +72,7 @@ def render_report(
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         counts=outputs["image_counts"],
         throughput=run_metrics.get("embedding_images_per_s"),
+        wall_time=run_metrics.get("wall_time_s", 0.0),
         slowest=sorted(timings.items(), key=lambda item: -item[1])[:SLOWEST_NODES],
         versions=run_metrics.get("versions", {}),
         pca=outputs["pca_variance"],

@@ -47,5 +47,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 plot_accuracy_vs_k, "accuracy_vs_k", "accuracy_vs_k_plot", name="plot_accuracy_vs_k"
             ),
-        ]
+        ],
+        namespace="classification",
+        prefix_datasets_with_namespace=False,  # the catalog's names stay
     )

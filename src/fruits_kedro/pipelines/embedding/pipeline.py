@@ -37,5 +37,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="image_counts",
                 name="reconcile_counts",
             ),
-        ]
+        ],
+        namespace="embedding",
+        prefix_datasets_with_namespace=False,  # the catalog's names stay
     )

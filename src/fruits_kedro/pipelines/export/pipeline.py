@@ -21,5 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "predictor",
                 name="export_predictor",
             )
-        ]
+        ],
+        namespace="export",
+        prefix_datasets_with_namespace=False,  # the catalog's names stay
     )

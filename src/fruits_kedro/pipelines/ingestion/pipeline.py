@@ -15,5 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="ingested_images",
                 name="label_images",
             )
-        ]
+        ],
+        namespace="ingestion",
+        prefix_datasets_with_namespace=False,  # the catalog's names stay
     )

@@ -39,5 +39,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 plot_pca_scatter, "pca_scatter_points", "pca_scatter_plot", name="plot_pca_scatter"
             ),
-        ]
+        ],
+        namespace="reduction",
+        prefix_datasets_with_namespace=False,  # the catalog's names stay
     )

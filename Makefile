@@ -20,7 +20,23 @@ endif
 S3A_JARS = org.apache.hadoop:hadoop-aws:3.4.2 software.amazon.awssdk:bundle:2.29.52
 M2_GET = org.apache.maven.plugins:maven-dependency-plugin:3.8.1:get
 
-.PHONY: install run test lint viz jars package clean
+# A Spark standalone cluster on this machine (127.0.0.1 only): `make cluster-up WORKERS=2`.
+WORKERS ?= 2
+WORKER_CORES ?= 1
+WORKER_MEMORY ?= 2g
+CLUSTER_DIR ?= .cluster
+
+# Spark's History Server over the event logs of every run (`make history`).
+EVENTS_DIR ?= logs/spark-events
+HISTORY_DIR ?= logs/history
+HISTORY_PORT ?= 18080
+HISTORY_ENV = SPARK_HOME="$$($(BIN)/python -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')" \
+  SPARK_LOCAL_IP=127.0.0.1 SPARK_PID_DIR=$(HISTORY_DIR) SPARK_LOG_DIR=$(HISTORY_DIR) \
+  SPARK_CONF_DIR=$(HISTORY_DIR) \
+  SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=file:$(abspath $(EVENTS_DIR)) -Dspark.history.ui.port=$(HISTORY_PORT)"
+
+.PHONY: install run test lint viz jars package clean cluster-up cluster-down cluster-status \
+  history history-stop
 
 install: $(VENV)/.installed
 
@@ -49,6 +65,24 @@ jars:
 
 package: install
 	$(BIN)/python -m fruits_kedro.deploy.package --dist dist
+
+cluster-up: package
+	$(BIN)/fruits-cluster up --dir $(CLUSTER_DIR) --dist dist --workers $(WORKERS) \
+	  --cores $(WORKER_CORES) --memory $(WORKER_MEMORY)
+
+cluster-status: install
+	$(BIN)/fruits-cluster status --dir $(CLUSTER_DIR)
+
+cluster-down: install
+	$(BIN)/fruits-cluster down --dir $(CLUSTER_DIR)
+
+history: install
+	@mkdir -p $(EVENTS_DIR) $(HISTORY_DIR)
+	@$(HISTORY_ENV) sh -c '"$$SPARK_HOME/sbin/start-history-server.sh"'
+	@echo "Spark History Server: http://127.0.0.1:$(HISTORY_PORT) (the runs of $(EVENTS_DIR)); stop it: make history-stop"
+
+history-stop: install
+	@$(HISTORY_ENV) sh -c '"$$SPARK_HOME/sbin/stop-history-server.sh"'
 
 lint: install
 	$(BIN)/ruff check src tests

@@ -133,21 +133,21 @@ def write_bad_files(root: Path) -> dict[str, str]:
     return expected
 
 
+def run_command(
+    command: list[str], cwd: Path | None, env: dict[str, str], timeout: int = 900
+) -> subprocess.CompletedProcess:
+    """Run ``command`` to its end, its output captured as text (the caller checks the code)."""
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def run_kedro(
     project: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 900
 ) -> subprocess.CompletedProcess:
     """The real ``kedro`` command line, in ``project``, with telemetry off."""
     environment = {**(env or os.environ), "KEDRO_DISABLE_TELEMETRY": "true"}
-    command = [sys.executable, "-m", "kedro", *args]
-    return subprocess.run(
-        command,
-        cwd=project,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_command([sys.executable, "-m", "kedro", *args], project, environment, timeout)
 
 
 def copy_project(target: Path) -> Path:

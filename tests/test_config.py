@@ -91,3 +91,30 @@ def test_s3a_jars_come_from_the_environment_outside_emr(monkeypatch):
     assert load("emr")["spark"]["spark.jars.packages"] == "org.apache.hadoop:hadoop-aws:3.4.2"
     monkeypatch.delenv("FRUITS_SPARK_PACKAGES")
     assert load("emr")["spark"]["spark.jars.packages"] == ""
+
+
+def test_cluster_takes_its_master_and_executors_python_from_the_environment(monkeypatch):
+    monkeypatch.delenv("FRUITS_SPARK_MASTER", raising=False)
+    monkeypatch.delenv("FRUITS_EXECUTOR_PYTHON", raising=False)
+    spark = load("cluster")["spark"]
+    assert spark["spark.master"] == "spark://127.0.0.1:7077"
+    assert spark["spark.pyspark.python"] == ".cluster/python/bin/python"
+    assert spark["spark.decommission.enabled"] is True
+    assert spark["spark.task.maxFailures"] == 4
+    monkeypatch.setenv("FRUITS_SPARK_MASTER", "spark://127.0.0.1:17077")
+    monkeypatch.setenv("FRUITS_EXECUTOR_PYTHON", "/opt/executors/bin/python")
+    spark = load("cluster")["spark"]
+    assert spark["spark.master"] == "spark://127.0.0.1:17077"
+    assert spark["spark.pyspark.python"] == "/opt/executors/bin/python"
+
+
+def test_local_runs_retry_a_failed_task():
+    assert load("local")["spark"]["spark.master"] == "local[*,4]"
+
+
+@pytest.mark.parametrize("env", ["local", "cluster"])
+def test_every_run_writes_an_event_log_under_the_project(env, monkeypatch):
+    monkeypatch.delenv("FRUITS_SPARK_EVENTS", raising=False)
+    spark = load(env)["spark"]
+    assert spark["spark.eventLog.enabled"] is True
+    assert spark["spark.eventLog.dir"] == "logs/spark-events"

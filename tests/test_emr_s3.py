@@ -51,9 +51,12 @@ def s3_endpoint(moto_endpoint: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def aws_env(s3_endpoint: str) -> dict[str, str]:
-    """The environment of a run: the endpoint variable, fake credentials, the jars of S3A."""
+def aws_env(s3_endpoint: str, tmp_path_factory) -> dict[str, str]:
+    """The environment of a run: the endpoint variable, fake credentials, the jars of S3A,
+    and a local folder for the event logs (EMR keeps them in its HDFS)."""
+    events = tmp_path_factory.mktemp("spark-events")
     return {
+        "FRUITS_SPARK_EVENTS": f"file://{events}",
         **os.environ,
         "AWS_ENDPOINT_URL": s3_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",

@@ -5,6 +5,7 @@ project, then, in the same process, the same engine alone on the same images::
 
     python -m fruits_kedro.benchmark [--input-dir DIR] [--weights FILE] [--engine E]
     python -m fruits_kedro.benchmark --end-to-end [--input-dir DIR]
+    python -m fruits_kedro.benchmark --master spark://127.0.0.1:7077 [--input-dir DIR]
 
 The last line printed is one JSON object. The embedding benchmark gives ``pipeline_img_s``,
 ``ceiling_img_s``, ``ratio``, ``keras_img_s`` (plain Keras on a subset), ``peak_rss_mb``
@@ -13,6 +14,11 @@ Training features: a quality check). The end-to-end benchmark times the whole de
 ``kedro run`` and gives ``wall_s``, ``embed_s``, ``ceiling_img_s``, ``overhead_ratio`` =
 ``wall_s / (images / ceiling_img_s)``, the wall time of every node, the peak RSS of the driver
 (Python and JVM) and of the largest Python worker, and the bytes written per dataset.
+With ``--master``, the embedding pipeline runs on that standalone cluster (``cluster``
+environment, the executors' Python of ``--cluster-dir``), then on local Spark with as many
+cores as the cluster's executors, on the same images: ``cluster_img_s``, ``local_img_s``,
+``ratio``, the executors' start-up (application start to executor registered) and the first
+embedding task of each executor against the median task (the broadcast and engine build).
 """
 
 from __future__ import annotations
@@ -86,6 +92,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=4000,
         help="end-to-end: images (evenly spread) timed for the engine alone (0: all)",
     )
+    parser.add_argument("--master", help="a standalone master URL: the cluster against local Spark")
+    parser.add_argument(
+        "--cluster-dir", type=Path, default=Path(".cluster"), help="of fruits-cluster up"
+    )
     parser.add_argument("--project-dir", type=Path, default=Path.cwd())
     parser.add_argument(
         "--keep", type=Path, help="run in this new folder and keep it (default: a temporary one)"
@@ -123,11 +133,13 @@ def scratch_project(project: Path, target: Path) -> Path:
     return target
 
 
-def run_pipelines(project: Path, params: dict[str, Any], names: list[str]) -> None:
+def run_pipelines(
+    project: Path, params: dict[str, Any], names: list[str], env: str = "local"
+) -> None:
     """Run each named pipeline of the project in its own Kedro session."""
     bootstrap_project(project)
     for name in names:
-        session = KedroSession.create(project_path=project, env="local", runtime_params=params)
+        session = KedroSession.create(project_path=project, env=env, runtime_params=params)
         try:
             session.run(pipeline_name=name)
         finally:
@@ -135,10 +147,12 @@ def run_pipelines(project: Path, params: dict[str, Any], names: list[str]) -> No
 
 
 @contextlib.contextmanager
-def project_context(project: Path, params: dict[str, Any]) -> Iterator[KedroContext]:
+def project_context(
+    project: Path, params: dict[str, Any], env: str = "local"
+) -> Iterator[KedroContext]:
     """The project's context (catalog, parameters, configuration) with ``params``."""
     bootstrap_project(project)
-    session = KedroSession.create(project_path=project, env="local", runtime_params=params)
+    session = KedroSession.create(project_path=project, env=env, runtime_params=params)
     try:
         yield session.load_context()
     finally:
@@ -256,7 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     files = image_files(args.input_dir)
     if not files:
         raise SystemExit(f"no image below {args.input_dir}: pass --input-dir")
-    result = end_to_end(files, args) if args.end_to_end else embedding_stage(files, args)
+    if args.master:
+        from fruits_kedro.cluster_benchmark import cluster_vs_local  # noqa: PLC0415
+
+        result = cluster_vs_local(args)
+    elif args.end_to_end:
+        result = end_to_end(files, args)
+    else:
+        result = embedding_stage(files, args)
     line = json.dumps(result)
     if args.output:
         args.output.write_text(line + "\n")

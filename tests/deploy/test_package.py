@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fruits_kedro.deploy.package import for_machine, runtime_closure, runtime_requirements
+from fruits_kedro.deploy.package import (
+    DRIVER_ONLY,
+    for_machine,
+    runtime_closure,
+    runtime_requirements,
+)
 from tests.conftest import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -40,6 +45,15 @@ def test_requirements_pin_tensorflow_per_architecture():
     assert [line for line in x86 if line.startswith("tensorflow")] == ["tensorflow_cpu==2.21.0"]
     assert [line for line in arm if line.startswith("tensorflow")] == ["tensorflow==2.21.0"]
     assert all("==" in line for line in x86 + arm)
+
+
+def test_executors_get_the_runtime_without_tensorflow():
+    """Only the driver converts the weights; executors run the TFLite model."""
+    executor = runtime_requirements(LOCK, DRIVER_ONLY)
+    names = {line.split("==")[0].lower() for line in executor}
+    assert not {"tensorflow", "tensorflow_cpu", "keras", "h5py", "grpcio"} & names
+    assert {"ai-edge-litert", "numpy", "pandas", "pyarrow", "pillow", "kedro"} <= names
+    assert set(executor) < set(runtime_requirements(LOCK))
 
 
 @pytest.mark.parametrize("machine", MACHINES)

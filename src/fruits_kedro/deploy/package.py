@@ -5,7 +5,9 @@
 - ``fruits_kedro-<version>-py3-none-any.whl`` and ``conf-fruits_kedro.tar.gz`` (``kedro package``);
 - ``spark_entrypoint.py``, the script ``spark-submit`` runs;
 - ``bootstrap.sh``, the EMR bootstrap action that installs the runtime on every node;
-- ``requirements-runtime.txt``, the pinned runtime dependencies for x86-64 and aarch64.
+- ``requirements-runtime.txt``, the pinned runtime dependencies for x86-64 and aarch64;
+- ``requirements-executor.txt``, the same less TensorFlow and Keras: an executor only runs
+  the TFLite model the driver converted (``bootstrap.sh`` with ``FRUITS_ROLE=executor``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ logger = logging.getLogger(__name__)
 PACKAGE = "fruits_kedro"
 SCRIPTS = ("spark_entrypoint.py", "bootstrap.sh")
 REQUIREMENTS = "requirements-runtime.txt"
+EXECUTOR_REQUIREMENTS = "requirements-executor.txt"
+# Only the driver converts the weights (TensorFlow, Keras); executors run the TFLite flatbuffer.
+DRIVER_ONLY = frozenset({"tensorflow-cpu", "tensorflow", "keras"})
 # TensorFlow's CPU-only wheel exists for x86-64 only; Graviton (aarch64) takes `tensorflow`.
 ARCH_VARIANTS = {"tensorflow-cpu": ("tensorflow", 'platform_machine == "aarch64"')}
 ARCH_MARKER = 'platform_machine == "x86_64"'
@@ -36,8 +41,9 @@ ARCH_MARKER = 'platform_machine == "x86_64"'
 PROVIDED_BY_EMR = frozenset({"pyspark", "py4j"})
 
 
-def runtime_closure(root: str = PACKAGE) -> set[str]:
-    """Canonical names of every distribution ``root`` needs at run time (no extras of its own)."""
+def runtime_closure(root: str = PACKAGE, skip: frozenset[str] = frozenset()) -> set[str]:
+    """Canonical names of every distribution ``root`` needs at run time (no extras of its own),
+    not following the distributions named in ``skip``."""
     found: set[str] = set()
     pending: list[tuple[str, frozenset[str]]] = [(root, frozenset())]
     while pending:
@@ -48,21 +54,24 @@ def runtime_closure(root: str = PACKAGE) -> set[str]:
             if marker and not any(marker.evaluate({"extra": e}) for e in extras or {""}):
                 continue
             key = str(canonicalize_name(requirement.name))
+            if key in skip:
+                continue
             if key not in found or requirement.extras:
                 found.add(key)
                 pending.append((requirement.name, frozenset(requirement.extras)))
     return found
 
 
-def runtime_requirements(lock: Path) -> list[str]:
-    """The runtime closure pinned from ``lock`` (less what EMR provides), TensorFlow per machine."""
+def runtime_requirements(lock: Path, skip: frozenset[str] = frozenset()) -> list[str]:
+    """The runtime closure pinned from ``lock`` (less what EMR provides and what ``skip``
+    names), TensorFlow per machine."""
     pins: dict[str, str] = {
         str(canonicalize_name(line.split("==")[0])): line.strip()
         for line in lock.read_text().splitlines()
         if "==" in line
     }
     lines = []
-    for name in sorted(runtime_closure() - PROVIDED_BY_EMR):
+    for name in sorted(runtime_closure(skip=skip) - PROVIDED_BY_EMR):
         if name not in pins:
             raise ValueError(f"{name} is a runtime dependency but has no pin in {lock}")
         pin = pins[name]
@@ -96,8 +105,9 @@ def build(project_dir: Path, dist: Path) -> list[Path]:
     for script in SCRIPTS:
         source = resources.files("fruits_kedro.deploy") / script
         (dist / script).write_bytes(source.read_bytes())
-    lines = runtime_requirements(project_dir / "requirements.lock")
-    (dist / REQUIREMENTS).write_text("\n".join(lines) + "\n")
+    lock = project_dir / "requirements.lock"
+    for name, skip in ((REQUIREMENTS, frozenset()), (EXECUTOR_REQUIREMENTS, DRIVER_ONLY)):
+        (dist / name).write_text("\n".join(runtime_requirements(lock, skip)) + "\n")
     artifacts = sorted(dist.iterdir())
     logger.info("built %s", ", ".join(a.name for a in artifacts))
     return artifacts

@@ -57,9 +57,9 @@ def run_like_kedro(hooks: ProgressHooks, images: DataFrame, target: str) -> None
     catalog = DataCatalog({"params:progress": MemoryDataset(SETTINGS)})
     embed_node = node(embed, "images", "image_embeddings", name="embedding.embed_images")
     hooks.before_pipeline_run(catalog)
-    hooks.before_node_run(embed_node, {"images": images})
+    hooks.before_node_run(embed_node)
     outputs = {"image_embeddings": embed(images)}
-    hooks.after_node_run(embed_node, outputs)
+    hooks.after_node_run(embed_node, {"images": images}, outputs)
     outputs["image_embeddings"].write.mode("overwrite").parquet(target)
     hooks.after_dataset_saved(embed_node, "image_embeddings")
     hooks.after_pipeline_run()
@@ -119,9 +119,9 @@ def test_other_nodes_count_spark_tasks(spark, caplog):
     hooks.before_pipeline_run(catalog)
 
     with caplog.at_level(logging.INFO, logger="fruits_kedro.progress"):
-        hooks.before_node_run(counting, {"table": spark.range(10)})
+        hooks.before_node_run(counting)
         spark.range(0, 64, numPartitions=4).mapInPandas(slow_rows, "id long").count()
-        hooks.after_node_run(counting, {"rows": 64})
+        hooks.after_node_run(counting, {"table": spark.range(10)}, {"rows": 64})
         hooks.after_dataset_saved(counting, "rows")
 
     assert re.fullmatch(
@@ -135,7 +135,7 @@ def test_the_thread_stops_when_the_node_fails(spark, caplog):
     hooks = ProgressHooks()
     hooks.before_pipeline_run(DataCatalog({"params:progress": MemoryDataset(SETTINGS)}))
     failing = node(lambda df: df, "images", "image_embeddings", name="embedding.embed_images")
-    hooks.before_node_run(failing, {"images": spark.range(3)})
+    hooks.before_node_run(failing)
     assert len(progress_threads()) == 1
 
     with caplog.at_level(logging.INFO, logger="fruits_kedro.progress"):
@@ -150,8 +150,8 @@ def test_a_failed_save_stops_every_thread_with_the_run(spark):
     hooks = ProgressHooks()
     hooks.before_pipeline_run(DataCatalog({"params:progress": MemoryDataset(SETTINGS)}))
     saving = node(lambda df: df, "images", "image_embeddings", name="embedding.embed_images")
-    hooks.before_node_run(saving, {"images": spark.range(3)})
-    hooks.after_node_run(saving, {"image_embeddings": spark.range(3)})
+    hooks.before_node_run(saving)
+    hooks.after_node_run(saving, {"images": spark.range(3)}, {"image_embeddings": spark.range(3)})
 
     hooks.on_pipeline_error()  # a failed save calls no node hook
 
@@ -162,7 +162,7 @@ def test_progress_can_be_switched_off(spark):
     hooks = ProgressHooks()
     off = {**SETTINGS, "enabled": False}
     hooks.before_pipeline_run(DataCatalog({"params:progress": MemoryDataset(off)}))
-    hooks.before_node_run(node(lambda df: df, "a", "b", name="n"), {"a": spark.range(3)})
+    hooks.before_node_run(node(lambda df: df, "a", "b", name="n"))
 
     assert not progress_threads()
     assert not set(spark.sparkContext.getJobTags())

@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
 def embedding_stage(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
     """The embedding pipeline against the engine alone and plain Keras."""
     params = runtime_params(args)
-    with _workspace(args.keep) as tmp:
+    with workspace(args.keep) as tmp:
         project = scratch_project(args.project_dir.resolve(), tmp / "project")
         with WorkerPeakRss() as rss:
             run_pipelines(project, params, ["embedding"])
@@ -305,7 +305,7 @@ def embedding_stage(files: list[Path], args: argparse.Namespace) -> dict[str, An
 def end_to_end(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
     """The whole default run against the engine alone on the same images."""
     params = runtime_params(args)
-    with _workspace(args.keep) as tmp:
+    with workspace(args.keep) as tmp:
         project = scratch_project(args.project_dir.resolve(), tmp / "project")
         start = time.perf_counter()
         with WorkerPeakRss() as rss:
@@ -342,7 +342,7 @@ def end_to_end(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _workspace(keep: Path | None) -> Iterator[Path]:
+def workspace(keep: Path | None) -> Iterator[Path]:
     """``keep`` (created, kept afterwards), or a temporary folder removed afterwards."""
     if keep is not None:
         keep.mkdir(parents=True)

@@ -12,12 +12,12 @@ from pyspark.sql import SparkSession
 
 from fruits_kedro import spark_events
 from fruits_kedro.benchmark import (
-    _workspace,
     bytes_written,
     project_context,
     run_pipelines,
     runtime_params,
     scratch_project,
+    workspace,
 )
 from fruits_kedro.deploy.standalone import ClusterState
 from fruits_kedro.run_metrics import EMBEDDING_NODE
@@ -72,7 +72,7 @@ def cluster_vs_local(args: argparse.Namespace) -> dict[str, Any]:
     if state is None:
         raise SystemExit(f"no cluster recorded in {args.cluster_dir}: run make cluster-up")
     params = runtime_params(args)
-    with _workspace(args.keep) as tmp:
+    with workspace(args.keep) as tmp:
         variables = {
             "FRUITS_SPARK_MASTER": args.master,
             "FRUITS_EXECUTOR_PYTHON": state.executor_python,

@@ -121,8 +121,7 @@ class NodeProgress:
     poll_s: float
     bar: Progress | None
     started_s: float  # since the run started
-    listed: int | None = None  # image files listed for the node's input, if it reads them
-    images: int | None = None  # set to ``listed`` once the node counts in images
+    images: int | None = None  # the image files listed for its input, once it counts images
     samples: list[tuple[float, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -227,7 +226,7 @@ class ProgressHooks:
         self._records, self._run_start = {}, time.perf_counter()
 
     @hook_impl
-    def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
+    def before_node_run(self, node: Node) -> None:
         """Tag the node's Spark jobs and start polling them."""
         spark = SparkSession.getActiveSession()
         if spark is None or not self._settings["enabled"]:
@@ -242,20 +241,19 @@ class ProgressHooks:
             float(self._settings["poll_s"]),
             _bar() if show_bar else None,
             time.perf_counter() - self._run_start,
-            listed_files(inputs.get(self._settings["images_input"])),
         )
         self._running[node.name] = progress
         self._unsaved[node.name] = set(node.outputs)
         progress.start()
 
     @hook_impl
-    def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
+    def after_node_run(self, node: Node, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
         """Count in images when the node turned them into a DataFrame (Spark writes it next)."""
         progress = self._running.get(node.name)
         if progress is None:
             return
-        if progress.listed is not None and any(isinstance(v, DataFrame) for v in outputs.values()):
-            progress.images = progress.listed
+        if any(isinstance(v, DataFrame) for v in outputs.values()):
+            progress.images = listed_files(inputs.get(self._settings["images_input"]))
         if not node.outputs:
             self._finish(node.name)
 

@@ -28,9 +28,12 @@ import urllib.request
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyspark
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +142,7 @@ def _start(folder: Path, name: str, main_class: str, args: list[str], opts: str)
     return process.pid
 
 
-def _wait(what: str, ready: Any, processes: list[Process], timeout_s: float) -> None:
+def _wait(what: str, ready: Callable[[], bool], processes: list[Process], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError, ValueError):

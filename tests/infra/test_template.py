@@ -1,9 +1,11 @@
 """The CloudFormation template of ``infra/``: cfn-lint, static least-privilege checks, a moto deploy.
 
 moto 5.2.5 creates every resource type of the template except ``AWS::S3::BucketPolicy``,
-``AWS::CloudTrail::Trail`` and ``AWS::EC2::SecurityGroupEgress`` (skipped with a warning), and of
+``AWS::CloudTrail::Trail``, ``AWS::EC2::SecurityGroupEgress``, ``AWS::SNS::TopicPolicy``,
+``AWS::SNS::Subscription`` and ``AWS::Budgets::Budget`` (skipped with a warning), and of
 ``AWS::S3::Bucket`` it applies only ``BucketEncryption`` and ``Tags``; it ignores the ``Rules``
-section and ``ManagedPolicyArns``. What moto cannot show is checked on the parsed template.
+section and ``ManagedPolicyArns``. What moto cannot show is checked on the parsed template, here
+and in ``test_hardening.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -21,14 +22,22 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
-from cfnlint.decode import decode_str
+from moto.events.models import EventPattern
 
 from tests.conftest import reset_moto
+from tests.infra.cfn import (
+    TEMPLATE,
+    as_list,
+    bucket_policy,
+    by_sid,
+    identity_statements,
+    role_statements,
+    text,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "fruits-infra.yaml"
 STACK = "fruits-infra"
 REGION = "eu-west-1"
 EU_EEA_REGIONS = [
@@ -39,11 +48,23 @@ EU_EEA_REGIONS = [
     "eu-south-1",
     "eu-south-2",
 ]
+# The buckets encrypted with the stack key; the access-log bucket can only use SSE-S3.
 BUCKETS = ["DatasetBucket", "ResultsBucket", "AuditBucket"]
+ALL_BUCKETS = [*BUCKETS, "AccessLogBucket"]
 MOTO_UNSUPPORTED = {
     "AWS::S3::BucketPolicy",
     "AWS::CloudTrail::Trail",
     "AWS::EC2::SecurityGroupEgress",
+    "AWS::SNS::TopicPolicy",
+    "AWS::SNS::Subscription",
+    "AWS::Budgets::Budget",
+}
+# Actions without resource-level permissions: their statements need "Resource": "*".
+UNSCOPED_ACTIONS = {"elasticmapreduce:RunJobFlow", "elasticmapreduce:ListClusters"}
+NODE_WRITES = {
+    "${ResultsBucket.Arn}/fruits-kedro/0*",
+    "${ResultsBucket.Arn}/fruits-kedro/logs/*",
+    "${ResultsBucket.Arn}/fruits-kedro/tmp/*",
 }
 OBJECT_GRANTS = {
     "s3:GetObject": {
@@ -51,9 +72,9 @@ OBJECT_GRANTS = {
         "${DatasetBucket.Arn}/models/*",
         "${ResultsBucket.Arn}/fruits-kedro/*",
     },
-    "s3:PutObject": {"${ResultsBucket.Arn}/fruits-kedro/*"},
-    "s3:DeleteObject": {"${ResultsBucket.Arn}/fruits-kedro/*"},
-    "s3:AbortMultipartUpload": {"${ResultsBucket.Arn}/fruits-kedro/*"},
+    "s3:PutObject": NODE_WRITES,
+    "s3:DeleteObject": NODE_WRITES,
+    "s3:AbortMultipartUpload": NODE_WRITES,
 }
 LIST_PREFIXES = {
     "${DatasetBucket.Arn}": {"fruits-360", "fruits-360/*", "models", "models/*"},
@@ -65,45 +86,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::")
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _text(value: Any) -> str:
-    """One canonical string for a literal, ``Ref``, ``Fn::GetAtt`` or string ``Fn::Sub``."""
-    if isinstance(value, str):
-        return value
-    if "Fn::Sub" in value:
-        return value["Fn::Sub"]
-    if "Fn::GetAtt" in value:
-        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
-    if "Ref" in value:
-        return "${" + value["Ref"] + "}"
-    raise AssertionError(f"unexpected intrinsic in a policy: {value}")
-
-
-def _resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {n: r for n, r in template["Resources"].items() if r["Type"] == resource_type}
-
-
-def _role_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
-
-
-def _identity_statements(template: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for role in _resources(template, "AWS::IAM::Role").values():
-        yield from _role_statements(role)
-    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-        for policy in _resources(template, kind).values():
-            yield from policy["Properties"]["PolicyDocument"]["Statement"]
-
-
-def _bucket_policy(template: dict[str, Any], bucket: str) -> list[dict[str, Any]]:
-    policies = _resources(template, "AWS::S3::BucketPolicy").values()
-    (policy,) = [p for p in policies if p["Properties"]["Bucket"] == {"Ref": bucket}]
-    return policy["Properties"]["PolicyDocument"]["Statement"]
 
 
 def _evaluate_rule(assertion: Any, region: str) -> Any:
@@ -137,14 +119,6 @@ def _emr_host_names_region(request: Any, **_: Any) -> None:
 # ------------------------------------------------------------------ static checks
 
 
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    """The template parsed by cfn-lint's decoder (short-form tags become ``Fn::*`` keys)."""
-    parsed, errors = decode_str(TEMPLATE.read_text())
-    assert errors == []
-    return parsed
-
-
 def test_cfn_lint_reports_nothing() -> None:
     command = [
         sys.executable,
@@ -158,38 +132,43 @@ def test_cfn_lint_reports_nothing() -> None:
 
 
 def test_no_identity_policy_allows_a_wildcard_resource_or_action(template: dict[str, Any]) -> None:
-    statements = list(_identity_statements(template))
+    statements = list(identity_statements(template))
 
     wildcards = [
         s.get("Sid")
         for s in statements
-        if "*" in map(_text, _as_list(s["Resource"]))
-        or any(a in {"*", "s3:*", "kms:*"} for a in _as_list(s["Action"]))
+        if (
+            "*" in map(text, as_list(s["Resource"]))
+            and not set(as_list(s["Action"])) <= UNSCOPED_ACTIONS
+        )
+        or any(a in {"*", "s3:*", "kms:*"} for a in as_list(s["Action"]))
     ]
+    unscoped = [s for s in statements if "*" in map(text, as_list(s["Resource"]))]
 
     assert statements
     assert wildcards == []
+    # The actions that cannot be scoped to a resource are granted under conditions (MFA at least).
+    assert unscoped
+    assert all(s["Effect"] == "Allow" and s["Condition"] for s in unscoped)
 
 
 def test_node_role_reads_and_writes_only_the_pipeline_prefixes(template: dict[str, Any]) -> None:
-    statements = _role_statements(template["Resources"]["EmrInstanceRole"])
+    statements = role_statements(template["Resources"]["EmrInstanceRole"])
 
     granted: dict[str, set[str]] = {}
-    for statement in statements:
-        for action in _as_list(statement["Action"]):
+    for statement in (s for s in statements if s["Effect"] == "Allow"):
+        for action in as_list(statement["Action"]):
             if action.startswith("s3:") and action != "s3:ListBucket":
-                granted.setdefault(action, set()).update(
-                    map(_text, _as_list(statement["Resource"]))
-                )
+                granted.setdefault(action, set()).update(map(text, as_list(statement["Resource"])))
 
     assert granted == OBJECT_GRANTS
 
 
 def test_node_role_lists_buckets_only_under_the_pipeline_prefixes(template: dict[str, Any]) -> None:
-    statements = _role_statements(template["Resources"]["EmrInstanceRole"])
+    statements = role_statements(template["Resources"]["EmrInstanceRole"])
 
     listing = {
-        _text(s["Resource"]): set(s["Condition"]["StringLike"]["s3:prefix"])
+        text(s["Resource"]): set(s["Condition"]["StringLike"]["s3:prefix"])
         for s in statements
         if s["Action"] == "s3:ListBucket"
     }
@@ -198,13 +177,13 @@ def test_node_role_lists_buckets_only_under_the_pipeline_prefixes(template: dict
 
 
 def test_identity_policies_use_only_the_stack_key(template: dict[str, Any]) -> None:
-    statements = list(_identity_statements(template))
+    statements = list(identity_statements(template))
 
     kms_resources = {
-        _text(r)
+        text(r)
         for s in statements
-        if any(a.startswith("kms:") for a in _as_list(s["Action"]))
-        for r in _as_list(s["Resource"])
+        if any(a.startswith("kms:") for a in as_list(s["Action"]))
+        for r in as_list(s["Resource"])
     }
 
     assert kms_resources == {"${DataKey.Arn}"}
@@ -217,14 +196,14 @@ def test_service_role_uses_the_documented_v2_policy_and_passes_only_the_node_rol
 
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     (pass_role,) = [
-        s for s in _role_statements({"Properties": role}) if s["Action"] == "iam:PassRole"
+        s for s in role_statements({"Properties": role}) if s["Action"] == "iam:PassRole"
     ]
 
     assert trust["Principal"] == {"Service": "elasticmapreduce.amazonaws.com"}
-    assert list(map(_text, role["ManagedPolicyArns"])) == [
+    assert list(map(text, role["ManagedPolicyArns"])) == [
         "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2"
     ]
-    assert _text(pass_role["Resource"]) == "${EmrInstanceRole.Arn}"
+    assert text(pass_role["Resource"]) == "${EmrInstanceRole.Arn}"
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
 
 
@@ -237,7 +216,7 @@ def test_bucket_is_kms_encrypted_private_and_owner_enforced(
     (encryption,) = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     default = encryption["ServerSideEncryptionByDefault"]
 
-    assert (default["SSEAlgorithm"], _text(default["KMSMasterKeyID"])) == (
+    assert (default["SSEAlgorithm"], text(default["KMSMasterKeyID"])) == (
         "aws:kms",
         "${DataKey.Arn}",
     )
@@ -253,20 +232,20 @@ def test_bucket_is_kms_encrypted_private_and_owner_enforced(
     assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
 
 
-@pytest.mark.parametrize("bucket", BUCKETS)
+@pytest.mark.parametrize("bucket", ALL_BUCKETS)
 def test_bucket_policy_denies_every_request_without_tls(
     template: dict[str, Any], bucket: str
 ) -> None:
-    statements = _bucket_policy(template, bucket)
+    statements = bucket_policy(template, bucket)
 
     (deny,) = [s for s in statements if s.get("Sid") == "DenyInsecureTransport"]
 
     assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:*")
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    assert set(map(_text, deny["Resource"])) == {f"${{{bucket}.Arn}}", f"${{{bucket}.Arn}}/*"}
+    assert set(map(text, deny["Resource"])) == {f"${{{bucket}.Arn}}", f"${{{bucket}.Arn}}/*"}
 
 
-@pytest.mark.parametrize("bucket", BUCKETS)
+@pytest.mark.parametrize("bucket", ALL_BUCKETS)
 def test_bucket_aborts_stale_uploads_and_expires_old_versions(
     template: dict[str, Any], bucket: str
 ) -> None:
@@ -277,7 +256,7 @@ def test_bucket_aborts_stale_uploads_and_expires_old_versions(
     assert {"AbortIncompleteMultipartUpload", "NoncurrentVersionExpiration"} <= kinds
 
 
-def test_results_bucket_expires_logs_and_tmp(template: dict[str, Any]) -> None:
+def test_results_bucket_expires_results_logs_and_tmp(template: dict[str, Any]) -> None:
     rules = template["Resources"]["ResultsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     parameters = template["Parameters"]
 
@@ -287,7 +266,7 @@ def test_results_bucket_expires_logs_and_tmp(template: dict[str, Any]) -> None:
         if "Prefix" in r
     }
 
-    assert expiry == {"fruits-kedro/logs/": 30, "fruits-kedro/tmp/": 7}
+    assert expiry == {"fruits-kedro/0": 365, "fruits-kedro/logs/": 30, "fruits-kedro/tmp/": 7}
 
 
 @pytest.mark.parametrize(
@@ -321,22 +300,23 @@ def test_trail_validates_logs_and_records_data_events_of_both_buckets(
     template: dict[str, Any],
 ) -> None:
     trail = template["Resources"]["AuditTrail"]["Properties"]
-    audit_policy = {s["Sid"]: s for s in _bucket_policy(template, "AuditBucket")}
+    audit_policy = {s["Sid"]: s for s in bucket_policy(template, "AuditBucket")}
 
     (selector,) = trail["EventSelectors"]
     (data,) = selector["DataResources"]
     write = audit_policy["CloudTrailWritesLogs"]
 
-    assert (trail["EnableLogFileValidation"], trail["IsMultiRegionTrail"]) == (True, False)
+    assert (trail["EnableLogFileValidation"], trail["IsMultiRegionTrail"]) == (True, True)
+    assert trail["IncludeGlobalServiceEvents"] is True
     assert trail["S3BucketName"] == {"Ref": "AuditBucket"}
-    assert (data["Type"], set(map(_text, data["Values"]))) == (
+    assert (data["Type"], set(map(text, data["Values"]))) == (
         "AWS::S3::Object",
         {"${DatasetBucket.Arn}/", "${ResultsBucket.Arn}/"},
     )
     assert write["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
-    assert _text(write["Resource"]).startswith(f"${{AuditBucket.Arn}}/{trail['S3KeyPrefix']}/")
-    assert _text(write["Condition"]["StringEquals"]["aws:SourceArn"]) == TRAIL_ARN
-    assert TRAIL_ARN.endswith("trail/" + _text(trail["TrailName"]))
+    assert text(write["Resource"]).startswith(f"${{AuditBucket.Arn}}/{trail['S3KeyPrefix']}/")
+    assert text(write["Condition"]["StringEquals"]["aws:SourceArn"]) == TRAIL_ARN
+    assert TRAIL_ARN.endswith("trail/" + text(trail["TrailName"]))
 
 
 def test_network_has_no_route_to_the_internet(template: dict[str, Any]) -> None:
@@ -416,6 +396,10 @@ def test_stack_is_created_with_the_outputs_the_launcher_reads(
         "EmrCoreSecurityGroupId",
         "EmrServiceAccessSecurityGroupId",
         "EmrSecurityConfigurationName",
+        "EmrLogUri",
+        "EmrLogGroupName",
+        "AlertTopicArn",
+        "OperatorPolicyArn",
     } <= set(outputs)
     assert (outputs["DatasetBucketName"], outputs["ResultsBucketName"]) == (
         "fruits-dataset-bucket",
@@ -431,7 +415,12 @@ def test_moto_creates_every_resource_it_models(
     summaries = cloudformation.list_stack_resources(StackName=STACK)["StackResourceSummaries"]
     created = {s["LogicalResourceId"] for s in summaries if s["LogicalResourceId"]}
 
-    modelled = {n for n, r in template["Resources"].items() if r["Type"] not in MOTO_UNSUPPORTED}
+    # AlertEmail is empty by default: HasAlertEmail is false and its resources are not created.
+    modelled = {
+        n
+        for n, r in template["Resources"].items()
+        if r["Type"] not in MOTO_UNSUPPORTED and r.get("Condition") != "HasAlertEmail"
+    }
     assert created == modelled
 
 
@@ -475,12 +464,20 @@ def test_deployed_instance_profile_grants_the_pipeline_prefixes(outputs: dict[st
             "PolicyDocument"
         ]
     )
-    writes = {s["Sid"]: s for s in document["Statement"]}["ReadWriteResults"]
+    statements = by_sid(document["Statement"])
+    results = "arn:aws:s3:::fruits-results-bucket/fruits-kedro"
 
     assert _document(role["AssumeRolePolicyDocument"])["Statement"][0]["Principal"] == {
         "Service": "ec2.amazonaws.com"
     }
-    assert writes["Resource"] == "arn:aws:s3:::fruits-results-bucket/fruits-kedro/*"
+    assert statements["ReadResultsAndArtifacts"]["Resource"] == f"{results}/*"
+    assert statements["WriteDataLayersLogsAndTmp"]["Resource"] == [
+        f"{results}/0*",
+        f"{results}/logs/*",
+        f"{results}/tmp/*",
+    ]
+    assert statements["ArtifactsAreReadOnly"]["Effect"] == "Deny"
+    assert statements["ArtifactsAreReadOnly"]["Resource"] == f"{results}/artifacts/*"
 
 
 def test_deployed_service_role_may_pass_only_the_node_role(outputs: dict[str, str]) -> None:
@@ -575,6 +572,66 @@ def test_deployed_security_configuration_encrypts_at_rest_and_in_transit(
         "CertificateProviderType": "PEM",
         "S3Object": "s3://fruits-results-bucket/fruits-kedro/artifacts/emr-tls/certs.zip",
     }
+
+
+def test_deployed_alert_topic_is_encrypted_with_the_stack_key(outputs: dict[str, str]) -> None:
+    sns = boto3.client("sns", region_name=REGION)
+
+    attributes = sns.get_topic_attributes(TopicArn=outputs["AlertTopicArn"])["Attributes"]
+
+    assert attributes["KmsMasterKeyId"] == outputs["KmsKeyArn"]
+
+
+def test_deployed_failure_rule_sends_failed_steps_to_the_alert_topic(
+    outputs: dict[str, str],
+) -> None:
+    events = boto3.client("events", region_name=REGION)
+    (rule,) = events.list_rules(NamePrefix=f"{STACK}-emr-failures")["Rules"]
+
+    targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    # moto's TestEventPattern answers nothing: its pattern matcher judges the deployed pattern.
+    pattern = EventPattern.load(rule["EventPattern"])
+    verdicts = {
+        state: pattern.matches_event(
+            {
+                "source": "aws.emr",
+                "detail-type": "EMR Step Status Change",
+                "detail": {"state": state, "clusterId": "j-1", "stepId": "s-1"},
+            }
+        )
+        for state in ("FAILED", "COMPLETED")
+    }
+
+    assert rule["State"] == "ENABLED"
+    assert [t["Arn"] for t in targets] == [outputs["AlertTopicArn"]]
+    assert verdicts == {"FAILED": True, "COMPLETED": False}
+
+
+def test_deployed_log_group_keeps_emr_logs_for_the_retention(outputs: dict[str, str]) -> None:
+    logs = boto3.client("logs", region_name=REGION)
+
+    groups = logs.describe_log_groups(logGroupNamePrefix=outputs["EmrLogGroupName"])["logGroups"]
+
+    assert [(g["logGroupName"], g["retentionInDays"]) for g in groups] == [
+        (f"/fruits-kedro/{STACK}/emr", 30)
+    ]
+
+
+def test_deployed_operator_policy_requires_mfa_everywhere(outputs: dict[str, str]) -> None:
+    iam = boto3.client("iam", region_name=REGION)
+
+    policy = iam.get_policy(PolicyArn=outputs["OperatorPolicyArn"])["Policy"]
+    document = _document(
+        iam.get_policy_version(
+            PolicyArn=outputs["OperatorPolicyArn"], VersionId=policy["DefaultVersionId"]
+        )["PolicyVersion"]["Document"]
+    )
+
+    assert policy["IsAttachable"] is True
+    assert document["Statement"]
+    assert {
+        s["Condition"]["Bool"]["aws:MultiFactorAuthPresent"] for s in document["Statement"]
+    } == {"true"}
 
 
 def test_stack_outside_eu_eea_is_not_deployed(aws: None) -> None:

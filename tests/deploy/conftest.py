@@ -2,13 +2,18 @@
 
 Every test runs with the AWS environment emptied (no credentials, no profile, no instance
 metadata) and ``AWS_ENDPOINT_URL`` on a closed local port. Tests that talk to "AWS" ask for
-``aws``: moto's server on 127.0.0.1 (one per session), with fake credentials and both buckets.
+``aws``: moto's server on 127.0.0.1 (one per session), with fake credentials and the stack of
+``infra/fruits-infra.yaml`` deployed into moto's CloudFormation (its buckets, roles, network...).
+Offline tests get ``settings`` with made-up stack outputs.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -18,14 +23,33 @@ from moto.emr.models import emr_backends
 
 from fruits_kedro import __version__
 from fruits_kedro.deploy.config import DeploySettings, load_settings
+from fruits_kedro.deploy.emr import BotoCaller
 from fruits_kedro.deploy.requests import required_artifacts
+from fruits_kedro.deploy.stack import parse_outputs, read_stack, with_stack
 from tests.conftest import PROJECT_ROOT, reset_moto
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 CONF_DIR = PROJECT_ROOT / "conf"
+TEMPLATE = PROJECT_ROOT / "infra" / "fruits-infra.yaml"
 REGION = "eu-west-1"
+STACK = "fruits-infra"  # `stack` of conf/emr/cluster.yml
+# Made-up outputs of the stack for offline tests; its buckets are those of conf/emr/globals.yml.
+FAKE_OUTPUTS = {
+    "DatasetBucketName": "fruits-dataset-bucket",
+    "ResultsBucketName": "fruits-results-bucket",
+    "AuditBucketName": "fruits-infra-auditbucket-1a2b3c4d5e6f",
+    "KmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+    "EmrServiceRoleName": "fruits-infra-EmrServiceRole-1A2B3C4D5E6F",
+    "EmrInstanceProfileName": "fruits-infra-EmrInstanceProfile-1A2B3C4D5E6F",
+    "PrivateSubnetId": "subnet-0a1b2c3d4e5f60001",
+    "EmrPrimarySecurityGroupId": "sg-0a1b2c3d4e5f60001",
+    "EmrCoreSecurityGroupId": "sg-0a1b2c3d4e5f60002",
+    "EmrServiceAccessSecurityGroupId": "sg-0a1b2c3d4e5f60003",
+    "EmrSecurityConfigurationName": "fruits-infra-security",
+    "EmrLogUri": "s3://fruits-results-bucket/fruits-kedro/logs/",
+}
 CLOSED_ENDPOINT = "http://127.0.0.1:9"  # the discard port: nothing listens, nothing leaves
 AWS_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
@@ -55,23 +79,58 @@ def no_real_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
 
-def _create_buckets(endpoint: str, settings: DeploySettings) -> None:
-    s3 = boto3.client(
-        "s3",
+def describe_stacks_answer(outputs: dict[str, str], name: str = STACK) -> dict[str, Any]:
+    """What ``DescribeStacks`` (and ``aws cloudformation describe-stacks``) answers."""
+    items = [{"OutputKey": key, "OutputValue": value} for key, value in outputs.items()]
+    return {"Stacks": [{"StackName": name, "StackStatus": "CREATE_COMPLETE", "Outputs": items}]}
+
+
+def moto_client(service: str, endpoint: str) -> Any:
+    """A client of moto's server with fake credentials, whatever the environment says."""
+    return boto3.client(
+        service,
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    for bucket in (settings.dataset_bucket, settings.results_bucket):
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+
+
+def deploy_template(
+    endpoint: str,
+    name: str = STACK,
+    parameters: dict[str, str] | None = None,
+    body: str | None = None,
+) -> None:
+    """``infra/fruits-infra.yaml`` (or ``body``) created as stack ``name`` in moto.
+
+    moto skips the resource types it does not implement, with a warning each (silenced here);
+    test_stack.py checks that everything behind the launcher's outputs was really created.
+    """
+    moto_log = logging.getLogger("moto")
+    level = moto_log.level
+    moto_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto")
+            moto_client("cloudformation", endpoint).create_stack(
+                StackName=name,
+                TemplateBody=body or TEMPLATE.read_text(),
+                Parameters=[
+                    {"ParameterKey": key, "ParameterValue": value}
+                    for key, value in (parameters or {}).items()
+                ],
+                Capabilities=["CAPABILITY_NAMED_IAM"],
+            )
+    finally:
+        moto_log.setLevel(level)
 
 
 @pytest.fixture(scope="module")
 def deploy_moto(moto_endpoint: str) -> str:
-    """moto emptied for this module, with the two buckets."""
+    """moto emptied for this module, with the stack of ``infra/fruits-infra.yaml``."""
     reset_moto(moto_endpoint)
-    _create_buckets(moto_endpoint, load_settings(CONF_DIR))
+    deploy_template(moto_endpoint)
     return moto_endpoint
 
 
@@ -86,8 +145,23 @@ def aws(monkeypatch: pytest.MonkeyPatch, deploy_moto: str) -> str:
 
 @pytest.fixture
 def settings() -> DeploySettings:
-    """The project's own ``conf/`` for the EMR launcher."""
-    return load_settings(CONF_DIR)
+    """The project's own ``conf/`` for the EMR launcher, on a stack with made-up outputs."""
+    outputs = parse_outputs(STACK, describe_stacks_answer(FAKE_OUTPUTS), "test stack")
+    return with_stack(load_settings(CONF_DIR), outputs)
+
+
+@pytest.fixture
+def stack_settings(aws: str) -> DeploySettings:
+    """The project's own ``conf/`` on the stack deployed in moto, read as the launcher reads it."""
+    return with_stack(load_settings(CONF_DIR), read_stack(BotoCaller(REGION), STACK))
+
+
+@pytest.fixture
+def stack_file(tmp_path: Path) -> Path:
+    """A saved ``aws cloudformation describe-stacks`` answer with the made-up outputs."""
+    path = tmp_path / "describe-stacks.json"
+    path.write_text(json.dumps(describe_stacks_answer(FAKE_OUTPUTS)))
+    return path
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from fruits_kedro.deploy.config import ConfigError, load_settings
-from fruits_kedro.deploy.requests import RegionNotAllowedError
+from fruits_kedro.deploy.regions import EU_EEA_REGIONS, RegionNotAllowedError
 from tests.deploy.conftest import CONF_DIR
 
 
@@ -24,7 +24,11 @@ def edit_yaml(path, change):
     path.write_text(yaml.safe_dump(content))
 
 
-def test_the_project_conf_loads(settings):
+def test_the_project_conf_loads():
+    settings = load_settings(CONF_DIR)
+
+    assert settings.stack is None and settings.cluster.stack == "fruits-infra"
+    assert settings.cluster.allowed_regions == list(EU_EEA_REGIONS)
     assert settings.region == "eu-west-1"
     assert settings.results_bucket == "fruits-results-bucket"
     assert settings.results_prefix == "fruits-kedro"
@@ -61,10 +65,55 @@ def test_this_machine_environment_does_not_reach_the_cluster(conf, monkeypatch):
     assert spark_conf["spark.executor.cores"] == 4
 
 
-def test_region_option_wins_but_is_checked(settings):
+def test_region_option_wins_but_is_checked():
     assert load_settings(CONF_DIR, "eu-north-1").region == "eu-north-1"
     with pytest.raises(RegionNotAllowedError, match=r"'eu-west-2'.*GDPR"):
         load_settings(CONF_DIR, "eu-west-2")
+
+
+@pytest.mark.parametrize("region", ["eu-west-2", "eu-central-2", "us-east-1"])
+@pytest.mark.parametrize("chosen", [None, "given"])
+def test_cluster_yml_cannot_widen_the_eu_eea_regions(conf, region, chosen):
+    edit_yaml(conf / "emr/cluster.yml", lambda c: c["allowed_regions"].append(region))
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(conf, region if chosen else None)
+
+    message = str(caught.value)
+    assert message.startswith(f"{conf / 'emr/cluster.yml'}: allowed_regions[6]: '{region}'")
+    assert "GDPR" in message and "never widen" in message
+
+
+def test_cluster_yml_can_narrow_the_regions(conf):
+    edit_yaml(conf / "emr/cluster.yml", lambda c: c.update(allowed_regions=["eu-west-1"]))
+
+    assert load_settings(conf).cluster.allowed_regions == ["eu-west-1"]
+    with pytest.raises(RegionNotAllowedError, match=r"'eu-north-1' is refused.*: eu-west-1$"):
+        load_settings(conf, "eu-north-1")
+
+
+def test_without_allowed_regions_the_eu_eea_list_applies(conf):
+    edit_yaml(conf / "emr/cluster.yml", lambda c: c.pop("allowed_regions"))
+
+    assert load_settings(conf, "eu-south-2").cluster.allowed_regions == list(EU_EEA_REGIONS)
+    with pytest.raises(RegionNotAllowedError):
+        load_settings(conf, "eu-central-2")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("subnet_ids", ["subnet-0a1b2c3d4e5f60001"]),
+        ("security_group_ids", ["sg-0a1b2c3d4e5f60001"]),
+        ("service_role", "EMR_DefaultRole"),
+        ("security_configuration", "my-config"),
+    ],
+)
+def test_what_the_stack_gives_is_refused_in_cluster_yml(conf, key, value):
+    edit_yaml(conf / "emr/cluster.yml", lambda c: c.update({key: value}))
+
+    with pytest.raises(ConfigError, match=rf"cluster.yml: {key}: comes from the outputs of the"):
+        load_settings(conf)
 
 
 def test_data_and_cluster_regions_must_agree(conf):
@@ -105,9 +154,9 @@ def test_a_wrong_market_is_named(conf):
 
 
 def test_a_mapping_where_a_list_is_expected_is_named(conf):
-    edit_yaml(conf / "emr/cluster.yml", lambda c: c.update(subnet_ids="subnet-1"))
+    edit_yaml(conf / "emr/cluster.yml", lambda c: c.update(applications="Spark"))
 
-    with pytest.raises(ConfigError, match=r"subnet_ids: expected a list, got 'subnet-1'"):
+    with pytest.raises(ConfigError, match=r"applications: expected a list, got 'Spark'"):
         load_settings(conf)
 
 

@@ -1,4 +1,5 @@
-"""The launcher against moto's server: the whole ``run``, and ``down`` reached on every failure."""
+"""The launcher against moto's server, on the stack of ``infra/fruits-infra.yaml`` deployed in
+moto: the whole ``run``, ``down`` reached on every failure, the stack's outputs in the cluster."""
 
 from __future__ import annotations
 
@@ -13,11 +14,28 @@ from moto.emr.models import emr_backends
 from fruits_kedro.deploy import emr
 from fruits_kedro.deploy import requests as req
 from fruits_kedro.deploy.cli import main
-from tests.deploy.conftest import CONF_DIR, REGION, FakeEmrWorker, emr_clusters, s3_client
+from tests.deploy.conftest import (
+    CONF_DIR,
+    REGION,
+    STACK,
+    FakeEmrWorker,
+    deploy_template,
+    emr_clusters,
+    moto_client,
+    s3_client,
+)
 
+# moto warns of each resource type of the template it skips (see test_stack.py).
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 CONF = ["--conf-dir", str(CONF_DIR)]
 FAST_POLLING = ["--poll-seconds", "0.01", "--timeout-minutes", "0.2"]
 METRICS = {"images_read": 90, "images_embedded": 88, "wall_time_s": 42.0}
+
+
+@pytest.fixture
+def settings(stack_settings):
+    """Here the settings are those of the stack deployed in moto, as the launcher reads them."""
+    return stack_settings
 
 
 def emr_client():
@@ -195,3 +213,88 @@ def test_an_aws_error_is_one_line_and_exit_1(aws, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1
     assert err[0].startswith("fruits-emr: error: emr DescribeCluster failed in eu-west-1:")
+
+
+def test_a_real_run_job_flow_carries_the_stack_outputs(aws, settings, dist, capsys):
+    outputs = {
+        item["OutputKey"]: item["OutputValue"]
+        for item in moto_client("cloudformation", aws).describe_stacks(StackName=STACK)["Stacks"][
+            0
+        ]["Outputs"]
+    }
+
+    assert main([*CONF, "up", "--notebook", "--dist", str(dist), "--stack", STACK]) == 0
+
+    cluster_id = json.loads(capsys.readouterr().out)["cluster_id"]
+    cluster = emr_client().describe_cluster(ClusterId=cluster_id)["Cluster"]
+    attributes = cluster["Ec2InstanceAttributes"]
+    # moto keeps no Ec2SubnetIds (instance fleets): the dry run below checks the subnet.
+    assert attributes["EmrManagedMasterSecurityGroup"] == outputs["EmrPrimarySecurityGroupId"]
+    assert attributes["EmrManagedSlaveSecurityGroup"] == outputs["EmrCoreSecurityGroupId"]
+    assert attributes["ServiceAccessSecurityGroup"] == outputs["EmrServiceAccessSecurityGroupId"]
+    assert attributes["IamInstanceProfile"] == outputs["EmrInstanceProfileName"]
+    assert cluster["ServiceRole"] == outputs["EmrServiceRoleName"]
+    assert cluster["SecurityConfiguration"] == outputs["EmrSecurityConfigurationName"]
+    assert cluster["LogUri"] == outputs["EmrLogUri"]
+    assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in cluster["Tags"]
+    names = {app["Name"] for app in cluster["Applications"]}
+    assert {"Spark", "JupyterEnterpriseGateway", "Livy"} <= names
+    # The security groups are the stack's, in its private subnet's VPC.
+    ec2 = moto_client("ec2", aws)
+    (subnet,) = ec2.describe_subnets(SubnetIds=[outputs["PrivateSubnetId"]])["Subnets"]
+    groups = ec2.describe_security_groups(
+        GroupIds=[
+            attributes["EmrManagedMasterSecurityGroup"],
+            attributes["EmrManagedSlaveSecurityGroup"],
+            attributes["ServiceAccessSecurityGroup"],
+        ]
+    )["SecurityGroups"]
+    assert {group["VpcId"] for group in groups} == {subnet["VpcId"]}
+    head = s3_client().head_object(
+        Bucket=outputs["ResultsBucketName"], Key="fruits-kedro/artifacts/bootstrap.sh"
+    )
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"] == outputs["KmsKeyArn"]
+    assert main([*CONF, "down", "--cluster-id", cluster_id]) == 0
+
+
+def test_dry_run_reads_the_named_stack_and_prints_its_outputs(aws, dist, capsys):
+    deploy_template(
+        aws,
+        "fruits-infra-b",
+        {"DatasetBucketName": "fruits-b-images", "ResultsBucketName": "fruits-b-results"},
+    )
+    before = set(emr_clusters())
+
+    assert main([*CONF, "run", "--stack", "fruits-infra-b", "--dry-run", "--dist", str(dist)]) == 0
+
+    assert set(emr_clusters()) == before  # nothing but the stack was read
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    request = next(line["params"] for line in lines if line["operation"] == "RunJobFlow")
+    (stack,) = moto_client("cloudformation", aws).describe_stacks(StackName="fruits-infra-b")[
+        "Stacks"
+    ]
+    outputs = {item["OutputKey"]: item["OutputValue"] for item in stack["Outputs"]}
+    assert request["LogUri"] == "s3://fruits-b-results/fruits-kedro/logs/"
+    assert request["Instances"]["Ec2SubnetIds"] == [outputs["PrivateSubnetId"]]
+    assert (
+        request["Instances"]["EmrManagedMasterSecurityGroup"]
+        == outputs["EmrPrimarySecurityGroupId"]
+    )
+    assert request["ServiceRole"] == outputs["EmrServiceRoleName"]
+    args = request["Steps"][0]["HadoopJarStep"]["Args"]
+    assert "spark.yarn.appMasterEnv.FRUITS_RESULTS_BUCKET=fruits-b-results" in args
+    puts = {line["params"]["Bucket"] for line in lines if line["operation"] == "PutObject"}
+    assert puts == {"fruits-b-results"}
+
+
+def test_a_stack_that_does_not_exist_launches_nothing(aws, dist, capsys):
+    before = set(emr_clusters())
+
+    assert main([*CONF, "run", "--stack", "no-such-stack", "--dist", str(dist)]) == 2
+
+    assert set(emr_clusters()) == before
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "fruits-emr: error: stack 'no-such-stack': cloudformation DescribeStacks"
+    )

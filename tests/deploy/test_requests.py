@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING
 import pytest
 from kedro.config import OmegaConfigLoader
 
+from fruits_kedro import settings as project_settings
+from fruits_kedro.deploy import regions
 from fruits_kedro.deploy import requests as req
+from fruits_kedro.deploy.config import load_settings
 from fruits_kedro.deploy.validate import validate_request
-from tests.deploy.conftest import CONF_DIR
+from tests.deploy.conftest import CONF_DIR, FAKE_OUTPUTS
 
 if TYPE_CHECKING:
     from fruits_kedro.deploy.config import DeploySettings
@@ -24,6 +27,11 @@ def all_requests(settings: DeploySettings) -> list[tuple[str, str, dict]]:
     submit_step = req.spark_step(settings, req.ON_FAILURE_CONTINUE)
     return [
         ("emr", "RunJobFlow", req.run_job_flow_request(settings, keep_alive=True, steps=[])),
+        (
+            "emr",
+            "RunJobFlow",
+            req.run_job_flow_request(settings, keep_alive=True, steps=[], notebook=True),
+        ),
         (
             "emr",
             "RunJobFlow",
@@ -64,12 +72,58 @@ def test_run_job_flow_has_the_cluster_settings(settings):
     assert request["LogUri"] == "s3://fruits-results-bucket/fruits-kedro/logs/"
     assert {"Name": "Spark"} in request["Applications"]
     assert request["StepConcurrencyLevel"] == 1 and request["VisibleToAllUsers"] is True
-    assert request["SecurityConfiguration"] == settings.cluster.security_configuration
-    assert request["ServiceRole"] == settings.cluster.service_role
-    assert request["JobFlowRole"] == settings.cluster.instance_profile
-    assert request["Instances"]["Ec2SubnetIds"] == settings.cluster.subnet_ids
     assert request["EbsRootVolumeSize"] == settings.cluster.ebs_root_volume_gib
     assert {"Key": "project", "Value": "fruits-kedro"} in request["Tags"]
+
+
+def test_run_job_flow_takes_roles_network_and_security_from_the_stack(settings):
+    request = req.run_job_flow_request(settings, keep_alive=True, steps=[])
+    instances = request["Instances"]
+
+    assert request["ServiceRole"] == FAKE_OUTPUTS["EmrServiceRoleName"]
+    assert request["JobFlowRole"] == FAKE_OUTPUTS["EmrInstanceProfileName"]
+    assert request["SecurityConfiguration"] == FAKE_OUTPUTS["EmrSecurityConfigurationName"]
+    assert request["LogUri"] == FAKE_OUTPUTS["EmrLogUri"]
+    assert instances["Ec2SubnetIds"] == [FAKE_OUTPUTS["PrivateSubnetId"]]
+    assert instances["EmrManagedMasterSecurityGroup"] == FAKE_OUTPUTS["EmrPrimarySecurityGroupId"]
+    assert instances["EmrManagedSlaveSecurityGroup"] == FAKE_OUTPUTS["EmrCoreSecurityGroupId"]
+    assert (
+        instances["ServiceAccessSecurityGroup"] == FAKE_OUTPUTS["EmrServiceAccessSecurityGroupId"]
+    )
+
+
+def test_the_managed_policy_tag_is_always_there(settings):
+    cluster = dataclasses.replace(
+        settings.cluster, tags={"for-use-with-amazon-emr-managed-policies": "false"}
+    )
+    request = req.run_job_flow_request(
+        dataclasses.replace(settings, cluster=cluster), keep_alive=True, steps=[]
+    )
+
+    assert request["Tags"] == [{"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}]
+
+
+def test_notebook_applications_are_added_once(settings):
+    cluster = dataclasses.replace(settings.cluster, applications=["Spark", "Livy"])
+    request = req.run_job_flow_request(
+        dataclasses.replace(settings, cluster=cluster), keep_alive=True, steps=[], notebook=True
+    )
+
+    assert [app["Name"] for app in request["Applications"]] == [
+        "Spark",
+        "Livy",
+        "JupyterEnterpriseGateway",
+    ]
+
+
+def test_requests_on_the_stack_need_its_outputs():
+    without_stack = load_settings(CONF_DIR)
+
+    with pytest.raises(req.MissingStackError, match="read the stack first"):
+        req.run_job_flow_request(without_stack, keep_alive=True, steps=[])
+    with pytest.raises(req.MissingStackError):
+        req.spark_step(without_stack, req.ON_FAILURE_CONTINUE)
+    assert req.log_uri(without_stack) == "s3://fruits-results-bucket/fruits-kedro/logs/"
 
 
 def test_bootstrap_action_runs_the_uploaded_script_with_the_artifacts_prefix(settings):
@@ -142,10 +196,17 @@ def test_step_runs_spark_submit_in_yarn_cluster_mode_with_every_spark_setting(se
     assert "spark.sql.adaptive.enabled=true" in confs  # YAML true, as Spark writes it
     owned = ("spark.app.name=", "spark.master=", "spark.submit.deployMode=")
     assert not [conf for conf in confs if conf.startswith(owned)]
+    stack_confs = [
+        "spark.yarn.appMasterEnv.FRUITS_DATASET_BUCKET=fruits-dataset-bucket",
+        "spark.yarn.appMasterEnv.FRUITS_RESULTS_BUCKET=fruits-results-bucket",
+        "spark.hadoop.fs.s3a.encryption.algorithm=SSE-KMS",
+        f"spark.hadoop.fs.s3a.encryption.key={FAKE_OUTPUTS['KmsKeyArn']}",
+    ]
+    assert confs[-4:] == stack_confs
     expected = len(settings.spark_conf) - sum(
         key in settings.spark_conf for key in req.SUBMIT_OWNED_CONF
     )
-    assert len(confs) == expected
+    assert len(confs) == expected + len(stack_confs)
 
 
 def test_spark_master_of_the_conf_is_replaced_by_yarn(settings):
@@ -162,12 +223,15 @@ def test_uploads_go_under_the_artifacts_prefix(settings):
         "Bucket": "fruits-results-bucket",
         "Key": "fruits-kedro/artifacts/spark_entrypoint.py",
         "Body": b"print()",
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": FAKE_OUTPUTS["KmsKeyArn"],
     }
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # omegaconf's deprecation notice to Kedro
+@pytest.mark.filterwarnings("ignore::UserWarning")  # omegaconf's deprecation notice to Kedro
 def test_metrics_are_read_where_the_catalog_writes_them(settings):
-    loader = OmegaConfigLoader(str(CONF_DIR), base_env="base", default_run_env="emr", env="emr")
+    loader = OmegaConfigLoader(str(CONF_DIR), env="emr", **project_settings.CONFIG_LOADER_ARGS)
     request = req.metrics_request(settings)
 
     assert (
@@ -175,17 +239,50 @@ def test_metrics_are_read_where_the_catalog_writes_them(settings):
     )
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # omegaconf's deprecation notice to Kedro
+def test_the_step_environment_points_the_kedro_run_at_the_stack_buckets(settings, monkeypatch):
+    """The driver's environment set by the step is what conf/emr/globals.yml reads."""
+    stack = dataclasses.replace(
+        settings.stack, dataset_bucket="acme-images-eu", results_bucket="acme-results-eu"
+    )
+    args = req.spark_submit_args(dataclasses.replace(settings, stack=stack))
+    prefix = "spark.yarn.appMasterEnv."
+    for conf in (arg for arg in args if arg.startswith(prefix)):
+        name, _, value = conf.removeprefix(prefix).partition("=")
+        monkeypatch.setenv(name, value)
+    loader_args = project_settings.CONFIG_LOADER_ARGS
+    loader = OmegaConfigLoader(str(CONF_DIR), env="emr", **loader_args)
+
+    catalog = loader["catalog"]
+
+    assert catalog["raw_images"]["filepath"] == "s3://acme-images-eu/fruits-360"
+    assert catalog["run_metrics"]["filepath"] == (
+        "s3://acme-results-eu/fruits-kedro/08_reporting/run_metrics.json"
+    )
+
+
 @pytest.mark.parametrize("region", ["eu-west-2", "us-east-1", "eu-central-2"])
 def test_regions_outside_the_eu_eea_are_refused(settings, region):
     outside = dataclasses.replace(settings, region=region)
 
-    with pytest.raises(req.RegionNotAllowedError, match=rf"{region}.*GDPR.*EU/EEA"):
+    with pytest.raises(regions.RegionNotAllowedError, match=rf"{region}.*GDPR.*EU/EEA"):
+        req.run_job_flow_request(outside, keep_alive=True, steps=[])
+
+
+@pytest.mark.parametrize("region", ["eu-west-2", "eu-central-2", "us-east-1"])
+def test_a_region_outside_the_eu_eea_is_refused_even_when_allowed(settings, region):
+    cluster = dataclasses.replace(settings.cluster, allowed_regions=["eu-west-1", region])
+    outside = dataclasses.replace(settings, region=region, cluster=cluster)
+
+    with pytest.raises(regions.RegionNotAllowedError, match=rf"'{region}' is refused"):
         req.run_job_flow_request(outside, keep_alive=True, steps=[])
 
 
 def test_region_error_is_a_value_error():
     with pytest.raises(ValueError, match="'us-east-1' is refused"):
-        req.check_region("us-east-1", ["eu-west-1"])
+        regions.check_region("us-east-1", ["eu-west-1"])
+    with pytest.raises(ValueError, match="'eu-west-2' is refused"):
+        regions.check_region("eu-west-2", ["eu-west-1", "eu-west-2"])
 
 
 def test_required_artifacts_are_the_five_files():
@@ -195,4 +292,12 @@ def test_required_artifacts_are_the_five_files():
         "spark_entrypoint.py",
         "requirements-runtime.txt",
         "bootstrap.sh",
+    )
+
+
+def test_the_cluster_has_delta_lake_on_its_classpath(settings):
+    request = req.run_job_flow_request(settings, keep_alive=False, steps=[])
+
+    assert {"Classification": "delta-defaults", "Properties": {"delta.enabled": "true"}} in (
+        request["Configurations"]
     )

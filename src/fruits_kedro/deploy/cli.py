@@ -4,9 +4,15 @@ Results go to stdout as JSON (logs as text); progress goes to stderr. ``--dry-ru
 AWS request as one JSON line instead of sending it. Exit codes: 0 done; 1 failed on AWS (step
 failed, AWS error); 2 nothing launched (configuration, region, missing artifacts or credentials).
 
+``up``, ``submit`` and ``run`` launch on the infrastructure stack (``--stack``, default: ``stack``
+of conf/emr/cluster.yml): roles, subnet, security groups, security configuration, buckets and
+key are its outputs, read with DescribeStacks (also in a dry run, unless ``--stack-outputs``
+names a saved ``aws cloudformation describe-stacks`` answer).
+
     fruits-emr estimate --images 90000
     fruits-emr run --dry-run
-    fruits-emr up && fruits-emr submit --cluster-id j-XXXX --wait && fruits-emr down --cluster-id j-XXXX
+    fruits-emr up --notebook && fruits-emr submit --cluster-id j-XXXX --wait
+    fruits-emr down --cluster-id j-XXXX
 """
 
 from __future__ import annotations
@@ -19,10 +25,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fruits_kedro.deploy import emr
+from fruits_kedro.deploy import emr, stack
 from fruits_kedro.deploy.config import ConfigError, load_settings
 from fruits_kedro.deploy.estimate import estimate
-from fruits_kedro.deploy.requests import RegionNotAllowedError
+from fruits_kedro.deploy.regions import RegionNotAllowedError
 from fruits_kedro.deploy.validate import RequestValidationError
 
 if TYPE_CHECKING:
@@ -36,6 +42,7 @@ NOTHING_LAUNCHED = (
     ConfigError,
     RegionNotAllowedError,
     RequestValidationError,
+    stack.StackError,
     emr.MissingArtifactsError,
     emr.MissingCredentialsError,
 )
@@ -76,7 +83,8 @@ def _global_options(parser: argparse.ArgumentParser, **defaults: Any) -> None:
         "--dry-run",
         action="store_true",
         default=defaults["dry_run"],
-        help="print the AWS requests as JSON lines; call nothing, need no credentials",
+        help="print the AWS requests as JSON lines, send none (up, submit and run still read "
+        "the stack's outputs, unless --stack-outputs)",
     )
     parser.add_argument("--conf-dir", type=Path, default=defaults["conf_dir"], help="default: conf")
 
@@ -106,14 +114,41 @@ def _step_id(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--step-id", help="default: the most recent step")
 
 
+def _stack(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--stack", help="CloudFormation stack of infra/fruits-infra.yaml (default: cluster.yml)"
+    )
+    sub.add_argument(
+        "--stack-outputs",
+        type=Path,
+        help="read the stack's outputs from this saved `aws cloudformation describe-stacks` JSON",
+    )
+
+
+def _notebook(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--notebook",
+        action="store_true",
+        help="add JupyterEnterpriseGateway and Livy, for an EMR Studio Workspace to attach",
+    )
+
+
 _SUBCOMMANDS: list[tuple[str, str, list[Callable[[argparse.ArgumentParser], None]]]] = [
     ("estimate", "expected wall time and cost of a run", [_images]),
-    ("up", "upload dist/ and start a long-lived cluster", [_dist]),
-    ("submit", "upload dist/ and add the step to a cluster", [_cluster_id, _dist, _wait, _polling]),
+    ("up", "upload dist/ and start a long-lived cluster", [_dist, _stack, _notebook]),
+    (
+        "submit",
+        "upload dist/ and add the step to a cluster",
+        [_cluster_id, _dist, _wait, _polling, _stack],
+    ),
     ("status", "state of a cluster and its steps", [_cluster_id]),
     ("logs", "stderr/stdout of a step, from the log URI", [_cluster_id, _step_id]),
     ("down", "terminate a cluster", [_cluster_id]),
-    ("run", "up + step + wait + metrics + down, on a self-terminating cluster", [_dist, _polling]),
+    (
+        "run",
+        "up + step + wait + metrics + down, on a self-terminating cluster",
+        [_dist, _polling, _stack],
+    ),
 ]
 
 
@@ -125,16 +160,42 @@ def _positive_int(text: str) -> int:
 
 
 def _setup(
-    args: argparse.Namespace, *, needs_dist: bool = False
+    args: argparse.Namespace, *, needs_dist: bool = False, needs_stack: bool = False
 ) -> tuple[DeploySettings, emr.AwsCaller]:
-    """Local checks first (settings, region, ``dist/``), then the caller: printer or boto3."""
+    """Local checks first (settings, region, ``dist/``), then the caller: printer or boto3;
+    then, if ``needs_stack``, the stack's outputs."""
     settings = load_settings(args.conf_dir, args.region)
     if needs_dist:
         emr.dist_files(args.dist)
+    caller: emr.AwsCaller
     if args.dry_run:
         logger.info("dry run: the requests below are printed, none is sent")
-        return settings, emr.DryRunCaller(settings.region, sys.stdout)
-    return settings, emr.BotoCaller(settings.region)
+        caller = emr.DryRunCaller(settings.region, sys.stdout)
+    else:
+        caller = emr.BotoCaller(settings.region)
+    if needs_stack:
+        settings = stack.with_stack(settings, _stack_outputs(args, settings, caller))
+    return settings, caller
+
+
+def _stack_outputs(
+    args: argparse.Namespace, settings: DeploySettings, caller: emr.AwsCaller
+) -> stack.StackOutputs:
+    """From ``--stack-outputs``, else ``DescribeStacks`` (sent for real, also in a dry run)."""
+    name = args.stack or settings.cluster.stack
+    if args.stack_outputs is not None:
+        return stack.load_stack_file(args.stack_outputs, name)
+    if not args.dry_run:
+        return stack.read_stack(caller, name)
+    try:
+        reader = emr.BotoCaller(settings.region)
+    except emr.MissingCredentialsError as exc:
+        raise emr.MissingCredentialsError(
+            f"{exc}; a dry run reads the outputs of stack {name!r} (DescribeStacks, read-only): "
+            "log in, or pass --stack-outputs with a saved `aws cloudformation describe-stacks`"
+        ) from exc
+    logger.info("dry run: reading the outputs of stack %s (DescribeStacks)", name)
+    return stack.read_stack(reader, name)
 
 
 def _polling_of(args: argparse.Namespace) -> emr.Polling:
@@ -148,14 +209,14 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    settings, caller = _setup(args, needs_dist=True)
-    cluster_id = emr.up(caller, settings, args.dist)
-    _emit({"cluster_id": cluster_id, "region": settings.region}, args)
+    settings, caller = _setup(args, needs_dist=True, needs_stack=True)
+    cluster_id = emr.up(caller, settings, args.dist, notebook=args.notebook)
+    _emit({"cluster_id": cluster_id, "region": settings.region, "notebook": args.notebook}, args)
     return 0
 
 
 def _submit(args: argparse.Namespace) -> int:
-    settings, caller = _setup(args, needs_dist=True)
+    settings, caller = _setup(args, needs_dist=True, needs_stack=True)
     wait = _polling_of(args) if args.wait else None
     step_id = emr.submit(caller, settings, args.dist, args.cluster_id, wait)
     _emit({"cluster_id": args.cluster_id, "step_id": step_id, "waited": args.wait}, args)
@@ -187,7 +248,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings, caller = _setup(args, needs_dist=True)
+    settings, caller = _setup(args, needs_dist=True, needs_stack=True)
     _emit(emr.run(caller, settings, args.dist, _polling_of(args)), args)
     return 0
 

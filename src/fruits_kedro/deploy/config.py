@@ -4,6 +4,8 @@
 * ``conf/base/spark.yml`` then ``conf/emr/spark.yml``: the Spark settings of the step;
 * ``conf/emr/cluster.yml``: the cluster, its fleets, managed scaling and the price table.
 
+Roles, network, security configuration, buckets and key are not configured here: they are the
+outputs of the infrastructure stack (see :mod:`fruits_kedro.deploy.stack`).
 Every mistake is reported as a :class:`ConfigError` naming the file and the key.
 """
 
@@ -19,10 +21,12 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from fruits_kedro.deploy.requests import check_region
+from fruits_kedro.deploy.regions import EU_EEA_REGIONS, check_region, outside_eu_eea
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from fruits_kedro.deploy.stack import StackOutputs
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,19 @@ CLUSTER_FILE = "cluster.yml"
 ENV_WITH_DEFAULT = re.compile(r"\$\{oc\.env:\s*\w+\s*,(?P<default>[^${}]*)\}")
 MARKETS = ("ON_DEMAND", "SPOT")
 GLOBAL_KEYS = ("dataset_bucket", "results_bucket", "dataset_prefix", "results_prefix")
+# What the stack's outputs give; refused in cluster.yml with a pointer to `stack`.
+STACK_KEYS = (
+    "service_role",
+    "instance_profile",
+    "security_configuration",
+    "subnet_ids",
+    "security_group_ids",
+    "emr_managed_master_security_group",
+    "emr_managed_slave_security_group",
+    "service_access_security_group",
+)
+# What an EMR Studio Workspace needs on the cluster (`fruits-emr up --notebook`).
+NOTEBOOK_APPLICATIONS = ("JupyterEnterpriseGateway", "Livy")
 
 T = TypeVar("T")
 
@@ -103,14 +120,10 @@ class ClusterSettings:
     release_label: str
     applications: list[str]
     region: str
-    allowed_regions: list[str]
+    stack: str
     log_prefix: str
     artifacts_prefix: str
     metrics_key: str
-    service_role: str
-    instance_profile: str
-    security_configuration: str
-    subnet_ids: list[str]
     ebs_root_volume_gib: int
     ebs_volume_gib: int
     auto_termination_idle_timeout_s: int
@@ -123,11 +136,16 @@ class ClusterSettings:
     estimate: EstimateInputs
     prices: dict[str, InstancePrice]
     tags: dict[str, str] = field(default_factory=dict)
+    allowed_regions: list[str] = field(default_factory=lambda: list(EU_EEA_REGIONS))
+    notebook_applications: list[str] = field(default_factory=lambda: list(NOTEBOOK_APPLICATIONS))
 
 
 @dataclass(frozen=True)
 class DeploySettings:
-    """Everything the launcher needs, with the region already checked."""
+    """Everything the launcher needs, with the region already checked.
+
+    ``stack`` is set (and the buckets are the stack's) once its outputs are read.
+    """
 
     region: str
     dataset_bucket: str
@@ -136,6 +154,7 @@ class DeploySettings:
     results_prefix: str
     cluster: ClusterSettings
     spark_conf: dict[str, Any]
+    stack: StackOutputs | None = None
 
 
 def load_settings(conf_dir: Path, region: str | None = None) -> DeploySettings:
@@ -152,8 +171,15 @@ def load_settings(conf_dir: Path, region: str | None = None) -> DeploySettings:
     chosen = region or _configured_region(globals_, cluster, str(globals_path), str(cluster_path))
     check_region(chosen, cluster.allowed_regions)
     values = {key: _required_str(globals_, key, str(globals_path)) for key in GLOBAL_KEYS}
-    spark_conf = load_spark_conf(conf_dir)
-    return DeploySettings(region=chosen, cluster=cluster, spark_conf=spark_conf, **values)
+    return DeploySettings(
+        region=chosen,
+        dataset_bucket=values["dataset_bucket"],
+        results_bucket=values["results_bucket"],
+        dataset_prefix=values["dataset_prefix"],
+        results_prefix=values["results_prefix"],
+        cluster=cluster,
+        spark_conf=load_spark_conf(conf_dir),
+    )
 
 
 def load_spark_conf(conf_dir: Path) -> dict[str, Any]:
@@ -195,9 +221,30 @@ def load_yaml(path: Path, *, resolve: bool = True) -> dict[str, Any]:
 
 def parse_cluster(raw: dict[str, Any], where: str) -> ClusterSettings:
     """The typed cluster settings, checked for consistency."""
+    for key in STACK_KEYS:
+        if key in raw:
+            raise config_error(
+                where, key, "comes from the outputs of the stack named by `stack`, not this file"
+            )
     cluster = _build(ClusterSettings, raw, where, "")
+    _check_regions(cluster, where)
     _check_cluster(cluster, where)
     return cluster
+
+
+def _check_regions(cluster: ClusterSettings, where: str) -> None:
+    """``allowed_regions`` narrows the EU/EEA regions of the launcher, never widens them."""
+    refused = outside_eu_eea(cluster.allowed_regions)
+    if refused:
+        index, name = refused[0]
+        raise config_error(
+            where,
+            f"allowed_regions[{index}]",
+            f"{name!r} is refused: GDPR, this list may only narrow the EU/EEA regions of the "
+            f"launcher ({', '.join(EU_EEA_REGIONS)}), never widen them",
+        )
+    if not cluster.allowed_regions:
+        raise config_error(where, "allowed_regions", "at least one EU/EEA region is needed")
 
 
 def _configured_region(

@@ -168,10 +168,17 @@ def upload_artifacts(caller: AwsCaller, settings: DeploySettings, dist: Path) ->
 
 
 def create_cluster(
-    caller: AwsCaller, settings: DeploySettings, *, keep_alive: bool, steps: list[dict[str, Any]]
+    caller: AwsCaller,
+    settings: DeploySettings,
+    *,
+    keep_alive: bool,
+    steps: list[dict[str, Any]],
+    notebook: bool = False,
 ) -> str:
-    """Start a cluster; returns its id."""
-    request = req.run_job_flow_request(settings, keep_alive=keep_alive, steps=steps)
+    """Start a cluster (with the notebook applications if ``notebook``); returns its id."""
+    request = req.run_job_flow_request(
+        settings, keep_alive=keep_alive, steps=steps, notebook=notebook
+    )
     cluster_id: str = caller.call("emr", "RunJobFlow", request)["JobFlowId"]
     logger.info("cluster %s requested in %s", cluster_id, caller.region)
     return cluster_id
@@ -255,10 +262,11 @@ def terminate(caller: AwsCaller, settings: DeploySettings, cluster_id: str) -> N
     logger.info("cluster %s: termination requested", cluster_id)
 
 
-def up(caller: AwsCaller, settings: DeploySettings, dist: Path) -> str:
-    """Upload the artifacts and start a long-lived cluster (it ends after the idle timeout)."""
+def up(caller: AwsCaller, settings: DeploySettings, dist: Path, *, notebook: bool = False) -> str:
+    """Upload the artifacts and start a long-lived cluster (it ends after the idle timeout);
+    ``notebook`` adds what an EMR Studio Workspace attaches to."""
     upload_artifacts(caller, settings, dist)
-    return create_cluster(caller, settings, keep_alive=True, steps=[])
+    return create_cluster(caller, settings, keep_alive=True, steps=[], notebook=notebook)
 
 
 def submit(

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+from fruits_kedro.deploy.regions import check_region
 
+if TYPE_CHECKING:
     from fruits_kedro.deploy.config import DeploySettings, Fleet
+    from fruits_kedro.deploy.stack import StackOutputs
 
 PACKAGE = "fruits_kedro"
 ENTRYPOINT = "spark_entrypoint.py"
@@ -25,24 +26,26 @@ ON_FAILURE_TERMINATE = "TERMINATE_CLUSTER"
 ON_FAILURE_CONTINUE = "CONTINUE"
 SPOT, ON_DEMAND = "SPOT", "ON_DEMAND"
 FLEET_TYPES = {"primary": "MASTER", "core": "CORE", "task": "TASK"}
+# AmazonEMRServicePolicy_v2 (the stack's service role) acts only on clusters with this tag.
+MANAGED_POLICY_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
+# The driver's environment (YARN cluster mode): conf/emr/globals.yml reads the buckets from it.
+BUCKET_VARIABLES = {"dataset": "FRUITS_DATASET_BUCKET", "results": "FRUITS_RESULTS_BUCKET"}
+SSE_KMS = "aws:kms"
 
 
-class RegionNotAllowedError(ValueError):
-    """The AWS region is not one of the EU/EEA regions allowed by ``conf/emr/cluster.yml``."""
+class MissingStackError(ValueError):
+    """A request needs the stack's outputs and the settings have none."""
 
 
-def check_region(region: str, allowed: Iterable[str]) -> None:
-    """Refuse any region outside ``allowed``, before any AWS call.
+def stack_of(settings: DeploySettings) -> StackOutputs:
+    """The stack outputs of ``settings``.
 
     Raises:
-        RegionNotAllowedError: ``region`` is not allowed.
+        MissingStackError: They were not read.
     """
-    allowed = list(allowed)
-    if region not in allowed:
-        raise RegionNotAllowedError(
-            f"region {region!r} is refused: GDPR, the images and their features stay in the "
-            f"EU/EEA; allowed regions (conf/emr/cluster.yml allowed_regions): {', '.join(allowed)}"
-        )
+    if settings.stack is None:
+        raise MissingStackError("the stack's outputs are needed: read the stack first")
+    return settings.stack
 
 
 def required_artifacts(version: str) -> tuple[str, ...]:
@@ -68,16 +71,19 @@ def artifact_uri(settings: DeploySettings, name: str = "") -> str:
 
 
 def log_uri(settings: DeploySettings) -> str:
-    """The cluster's log URI, ``s3://<results_bucket>/<results_prefix>/logs/``."""
+    """The cluster's log URI: the stack's ``EmrLogUri``, else ``s3://<results>/<prefix>/logs/``."""
+    if settings.stack is not None:
+        return settings.stack.log_uri
     return results_uri(settings, settings.cluster.log_prefix.rstrip("/") + "/")
 
 
 def spark_submit_args(settings: DeploySettings) -> list[str]:
-    """``spark-submit`` arguments: YARN cluster mode, every Spark setting, then the entrypoint."""
+    """``spark-submit`` arguments: YARN cluster mode, every Spark setting, the stack's buckets
+    and key, then the entrypoint."""
     conf = settings.spark_conf
     args = ["spark-submit", "--master", "yarn", "--deploy-mode", "cluster"]
     args += ["--name", str(conf.get("spark.app.name", settings.cluster.name))]
-    for key, value in conf.items():
+    for key, value in (conf | stack_spark_conf(stack_of(settings))).items():
         if key not in SUBMIT_OWNED_CONF:
             args += ["--conf", f"{key}={_spark_value(value)}"]
     entrypoint, conf_source = (
@@ -85,6 +91,18 @@ def spark_submit_args(settings: DeploySettings) -> list[str]:
         artifact_uri(settings, CONF_ARCHIVE),
     )
     return [*args, entrypoint, "--env", KEDRO_ENV, "--conf-source", conf_source]
+
+
+def stack_spark_conf(stack: StackOutputs) -> dict[str, str]:
+    """The stack's buckets in the driver's environment; S3A writes with the stack's key."""
+    env = {
+        f"spark.yarn.appMasterEnv.{BUCKET_VARIABLES['dataset']}": stack.dataset_bucket,
+        f"spark.yarn.appMasterEnv.{BUCKET_VARIABLES['results']}": stack.results_bucket,
+    }
+    return env | {
+        "spark.hadoop.fs.s3a.encryption.algorithm": "SSE-KMS",
+        "spark.hadoop.fs.s3a.encryption.key": stack.kms_key_arn,
+    }
 
 
 def _spark_value(value: Any) -> str:
@@ -100,33 +118,46 @@ def spark_step(settings: DeploySettings, action_on_failure: str) -> dict[str, An
     }
 
 
+# EMR puts its own Delta Lake jars on Spark's classpath only when asked: the embedding store and
+# the table outputs are Delta tables (conf/base/spark.yml sets the session's extensions).
+DELTA_ON_EMR = {"Classification": "delta-defaults", "Properties": {"delta.enabled": "true"}}
+
+
 def run_job_flow_request(
-    settings: DeploySettings, *, keep_alive: bool, steps: list[dict[str, Any]]
+    settings: DeploySettings,
+    *,
+    keep_alive: bool,
+    steps: list[dict[str, Any]],
+    notebook: bool = False,
 ) -> dict[str, Any]:
-    """``RunJobFlow``: ``keep_alive`` for ``up``; ``False`` with the step for ``run``."""
+    """``RunJobFlow`` on the stack: ``keep_alive`` for ``up``; ``False`` with the step for
+    ``run``; ``notebook`` adds what an EMR Studio Workspace attaches to."""
     check_region(settings.region, settings.cluster.allowed_regions)
-    cluster = settings.cluster
+    cluster, stack = settings.cluster, stack_of(settings)
+    applications = [*cluster.applications, *(cluster.notebook_applications if notebook else [])]
+    tags = cluster.tags | dict([MANAGED_POLICY_TAG])
     return {
         "Name": cluster.name,
         "ReleaseLabel": cluster.release_label,
         "LogUri": log_uri(settings),
-        "Applications": [{"Name": name} for name in cluster.applications],
-        "Instances": _instances(settings, keep_alive),
+        "Applications": [{"Name": name} for name in dict.fromkeys(applications)],
+        "Configurations": [DELTA_ON_EMR],
+        "Instances": _instances(settings, stack, keep_alive),
         "Steps": steps,
         "BootstrapActions": [_bootstrap_action(settings)],
-        "ServiceRole": cluster.service_role,
-        "JobFlowRole": cluster.instance_profile,
-        "SecurityConfiguration": cluster.security_configuration,
+        "ServiceRole": stack.service_role,
+        "JobFlowRole": stack.instance_profile,
+        "SecurityConfiguration": stack.security_configuration,
         "ManagedScalingPolicy": _managed_scaling(settings),
         "AutoTerminationPolicy": {"IdleTimeout": cluster.auto_termination_idle_timeout_s},
         "StepConcurrencyLevel": cluster.step_concurrency_level,
         "VisibleToAllUsers": True,
         "EbsRootVolumeSize": cluster.ebs_root_volume_gib,
-        "Tags": [{"Key": key, "Value": value} for key, value in cluster.tags.items()],
+        "Tags": [{"Key": key, "Value": value} for key, value in tags.items()],
     }
 
 
-def _instances(settings: DeploySettings, keep_alive: bool) -> dict[str, Any]:
+def _instances(settings: DeploySettings, stack: StackOutputs, keep_alive: bool) -> dict[str, Any]:
     fleets = settings.cluster.fleets
     return {
         "InstanceFleets": [
@@ -134,7 +165,10 @@ def _instances(settings: DeploySettings, keep_alive: bool) -> dict[str, Any]:
             _fleet(settings, "core", fleets.core),
             _fleet(settings, "task", fleets.task),
         ],
-        "Ec2SubnetIds": list(settings.cluster.subnet_ids),
+        "Ec2SubnetIds": list(stack.subnet_ids),
+        "EmrManagedMasterSecurityGroup": stack.primary_security_group,
+        "EmrManagedSlaveSecurityGroup": stack.core_security_group,
+        "ServiceAccessSecurityGroup": stack.service_access_security_group,
         "KeepJobFlowAliveWhenNoSteps": keep_alive,
         "TerminationProtected": False,
     }
@@ -214,9 +248,10 @@ def add_job_flow_steps_request(cluster_id: str, step: dict[str, Any]) -> dict[st
 
 
 def put_object_request(settings: DeploySettings, name: str, body: bytes) -> dict[str, Any]:
-    """``PutObject`` of one ``dist/`` file under the artifacts prefix."""
+    """``PutObject`` of one ``dist/`` file under the artifacts prefix, with the stack's key."""
     key = results_key(settings, settings.cluster.artifacts_prefix, name)
-    return {"Bucket": settings.results_bucket, "Key": key, "Body": body}
+    encryption = {"ServerSideEncryption": SSE_KMS, "SSEKMSKeyId": stack_of(settings).kms_key_arn}
+    return {"Bucket": settings.results_bucket, "Key": key, "Body": body} | encryption
 
 
 def metrics_request(settings: DeploySettings) -> dict[str, Any]:

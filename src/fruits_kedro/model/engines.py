@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from fruits_kedro.model.mobilenet import FEATURE_DIM, model_from_weights, preprocess
+from fruits_kedro.model.mobilenet import (
+    FEATURE_DIM,
+    fresh_model_from_weights,
+    model_from_weights,
+    preprocess,
+)
 from fruits_kedro.model.native_logs import quiet_native_logs
 from fruits_kedro.model.quantize import to_int8_tflite
 
@@ -109,7 +114,7 @@ def _fingerprint(engine: str, input_size: int, payload: bytes | list[np.ndarray]
 def _to_tflite(weights: list[np.ndarray], input_size: int) -> bytes:
     import tensorflow as tf  # noqa: PLC0415
 
-    model = model_from_weights(weights, input_size)
+    model = fresh_model_from_weights(weights, input_size)
     return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
 
 

@@ -72,3 +72,14 @@ def model_from_weights(weights: list[np.ndarray], input_size: int) -> keras.Mode
     model = build_model(input_size, None)
     model.set_weights(weights)
     return model
+
+
+def fresh_model_from_weights(weights: list[np.ndarray], input_size: int) -> keras.Model:
+    """:func:`model_from_weights` with Keras' name counters reset first: the same weights then
+    give the same graph, tensor names included, whatever was built before in the process, so
+    that a conversion is reproducible byte for byte (and so is its fingerprint)."""
+    with quiet_native_logs():
+        import keras  # noqa: PLC0415
+
+        keras.backend.clear_session()
+    return model_from_weights(weights, input_size)

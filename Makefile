@@ -15,8 +15,9 @@ export FRUITS_SHARED
 RUN_PARAMS = --params "input_dir=$(abspath $(FRUITS_SHARED))/data/fruits-360-mini,weights=$(abspath $(FRUITS_SHARED))/models/$(WEIGHTS_FILE)"
 endif
 
-# Spark's S3A connector for local runs against S3 (EMR ships its own): fetched into ~/.m2,
-# from where spark.jars.packages resolves it.
+# Delta Lake for Spark 4.1 (every run) and Spark's S3A connector (local runs against S3; EMR
+# ships both): fetched into ~/.m2, from where spark.jars.packages resolves them.
+DELTA_JARS = io.delta:delta-spark_4.1_2.13:4.2.0 io.delta:delta-storage:4.2.0
 S3A_JARS = org.apache.hadoop:hadoop-aws:3.4.2 software.amazon.awssdk:bundle:2.29.52
 M2_GET = org.apache.maven.plugins:maven-dependency-plugin:3.8.1:get
 
@@ -30,13 +31,15 @@ CLUSTER_DIR ?= .cluster
 EVENTS_DIR ?= logs/spark-events
 HISTORY_DIR ?= logs/history
 HISTORY_PORT ?= 18080
+# checkov (scan of infra/fruits-infra.yaml) in its own venv: its pins conflict with requirements.lock.
+CHECKOV_VENV = $(VENV)/tools/checkov
 HISTORY_ENV = SPARK_HOME="$$($(BIN)/python -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')" \
   SPARK_LOCAL_IP=127.0.0.1 SPARK_PID_DIR=$(HISTORY_DIR) SPARK_LOG_DIR=$(HISTORY_DIR) \
   SPARK_CONF_DIR=$(HISTORY_DIR) \
   SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=file:$(abspath $(EVENTS_DIR)) -Dspark.history.ui.port=$(HISTORY_PORT)"
 
 .PHONY: install run test lint viz jars package clean cluster-up cluster-down cluster-status \
-  history history-stop
+  history history-stop checkov
 
 install: $(VENV)/.installed
 
@@ -46,7 +49,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --constraint requirements.lock --editable ".[test]"
 	touch $@
 
-run: install
+run: install jars
 ifeq ($(strip $(FRUITS_SHARED)),)
 	$(BIN)/python -m fruits_kedro.fetch --dest data/01_raw
 endif
@@ -55,17 +58,43 @@ ifeq ($(ENV),local)
 	@echo "Run report: data/08_reporting/run_report.html; classify a photo: $(BIN)/fruits-predict PHOTO.jpg"
 endif
 
-test: install lint jars
+test: install lint jars checkov
 	$(BIN)/pytest
+
+checkov: $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.lock
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet --requirement requirements-checkov.lock
+	touch $@
 
 jars:
 	@if command -v mvn >/dev/null; then \
+	  for artifact in $(DELTA_JARS); do \
+	    mvn -B -q $(M2_GET) -Dtransitive=false -Dartifact=$$artifact || exit 1; done; \
 	  for artifact in $(S3A_JARS); do mvn -B -q $(M2_GET) -Dartifact=$$artifact || exit 1; done; \
-	else echo "mvn not found: the S3 tests will be skipped"; fi
+	else echo "mvn not found: Spark fetches Delta itself; the S3 tests will be skipped"; fi
+
+# `make package`: the artifacts of a cluster in dist/, with a wheelhouse (the nodes install
+# without internet) per machine of ARCH: aarch64 (Graviton, EMR's fleets), x86_64, or both
+# (ARCH="aarch64 x86_64"; ARCH= for none: nodes use PyPI), and the TFLite model converted from
+# PACKAGE_WEIGHTS (the shared copy with FRUITS_SHARED, else Keras' imagenet download).
+ARCH ?= aarch64
+ifneq ($(strip $(FRUITS_SHARED)),)
+PACKAGE_WEIGHTS ?= $(abspath $(FRUITS_SHARED))/models/$(WEIGHTS_FILE)
+else
+PACKAGE_WEIGHTS ?= imagenet
+endif
+PACKAGE_MACHINES = $(if $(strip $(ARCH)),$(foreach arch,$(ARCH),--machine $(arch)),--no-wheelhouse)
+PACKAGE_MODEL = --weights $(PACKAGE_WEIGHTS)
 
 package: install
-	$(BIN)/python -m fruits_kedro.deploy.package --dist dist
+	$(BIN)/python -m fruits_kedro.deploy.package --dist dist $(PACKAGE_MACHINES) $(PACKAGE_MODEL)
 
+# A cluster on this machine: a wheelhouse for this machine; the driver converts the model.
+cluster-up: ARCH = $(shell uname -m)
+cluster-up: PACKAGE_MODEL = --no-model
 cluster-up: package
 	$(BIN)/fruits-cluster up --dir $(CLUSTER_DIR) --dist dist --workers $(WORKERS) \
 	  --cores $(WORKER_CORES) --memory $(WORKER_MEMORY)

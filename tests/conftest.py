@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from moto.server import ThreadedMotoServer
+from omegaconf import OmegaConf
 from PIL import Image
 from pyspark.sql import SparkSession
 
@@ -77,9 +81,25 @@ def reset_moto(endpoint: str) -> None:
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
 
 
+DELTA_KEYS = (
+    "spark.sql.hive.filesourcePartitionFileCacheSize",
+    "spark.jars.packages",
+    "spark.jars.excludes",
+    "spark.sql.extensions",
+    "spark.sql.catalog.spark_catalog",
+    "spark.databricks.delta.snapshotPartitions",
+)
+
+
+def delta_conf() -> dict[str, str]:
+    """The project's Delta Lake settings (conf/base/spark.yml), for the tests' own session."""
+    settings = OmegaConf.load(PROJECT_ROOT / "conf/base/spark.yml")
+    return {key: str(settings[key]) for key in DELTA_KEYS}
+
+
 @pytest.fixture(scope="session")
 def spark() -> SparkSession:
-    """One ``local[2]`` session for the whole test run."""
+    """One ``local[2]`` session for the whole test run, with Delta Lake."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master("local[2]")
@@ -90,11 +110,85 @@ def spark() -> SparkSession:
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "16")
+        .config(map=delta_conf())
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+def read_delta(table: Path) -> pd.DataFrame:
+    """The rows of a local Delta table's latest version (the data files its log adds and has
+    not removed), read with pandas."""
+    live: dict[str, None] = {}
+    for entry in sorted((table / "_delta_log").glob("*.json")):
+        for line in entry.read_text().splitlines():
+            action = json.loads(line)
+            if "add" in action:
+                live[action["add"]["path"]] = None
+            if "remove" in action:
+                live.pop(action["remove"]["path"], None)
+    assert live, f"no data file in the Delta table {table}"
+    return pd.concat(
+        [pd.read_parquet(table / urllib.parse.unquote(p)) for p in live], ignore_index=True
+    )
+
+
+def embed_folder(
+    folder: Path,
+    store: Any,
+    artifact: Any,
+    *,
+    image: dict[str, Any],
+    params: dict[str, Any],
+    stop_after: int | None = None,
+) -> tuple[Any, dict[str, int]] | None:
+    """The embedding nodes over ``folder`` as Kedro runs them: each chunk the generator yields
+    is saved to ``store`` (an ``EmbeddingStoreDataset``) before the next is planned. Returns
+    this run's embeddings (computed) and counts; ``None`` when the run dies after
+    ``stop_after`` chunks."""
+    from fruits_kedro.datasets import ImageFilesDataset
+    from fruits_kedro.datasets.image_reader_dataset import ImageReader
+    from fruits_kedro.pipelines.embedding.nodes import (
+        embed_images,
+        reconcile_counts,
+        select_embeddings,
+    )
+    from fruits_kedro.pipelines.ingestion.nodes import label_images
+
+    raw = ImageFilesDataset(filepath=str(folder), suffixes=["jpg", "jpeg", "png"]).load()
+    ingested = label_images(raw, {"splits": ["Training", "Test"]})
+    chunks = embed_images(
+        ingested, ImageReader(), store.load(), model=artifact, image=image, params=params
+    )
+    changes = []
+    for number, (chunk, change) in enumerate(chunks):
+        if stop_after is not None and number == stop_after:
+            chunks.close()
+            return None
+        store.save(chunk)
+        changes.append(change)
+    embeddings = select_embeddings(ingested, store.load(), artifact, image).localCheckpoint()
+    return embeddings, reconcile_counts(ingested, embeddings, changes[-1])
+
+
+def first_run_counts(usable: int, bad: int) -> dict[str, int]:
+    """``image_counts`` of a first run (empty store) over ``usable`` images and ``bad`` files."""
+    read = usable + bad
+    return {
+        "read": read,
+        "usable": usable,
+        "quarantined": bad,
+        "erased": 0,
+        "embedded": usable,
+        "reused": 0,
+        "new": read,
+        "changed": 0,
+        "unchanged": 0,
+        "removed": 0,
+        "feature_dim": 1280,
+    }
 
 
 def jpeg_bytes(
@@ -159,12 +253,13 @@ def copy_project(target: Path) -> Path:
 def write_images(root: Path, classes: int = 2, per_split: int = 3, size: int = 48) -> int:
     """Small distinct JPEGs in the Fruits-360 layout; returns how many were written."""
     count = 0
-    for split in ("Training", "Test"):
+    for offset, split in enumerate(("Training", "Test")):
         for c in range(classes):
             folder = root / split / f"Fruit {c}"
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_split):
-                (folder / f"{i}_100.jpg").write_bytes(noisy_jpeg_bytes(1000 * c + i, size))
+                seed = 1000 * c + 100 * offset + i  # distinct bytes: each is embedded
+                (folder / f"{i}_100.jpg").write_bytes(noisy_jpeg_bytes(seed, size))
                 count += 1
     return count
 

@@ -21,7 +21,16 @@ import pytest
 
 from fruits_kedro.deploy.package import build
 from fruits_kedro.model.mobilenet import WEIGHTS_FILE_NAME
-from tests.conftest import PROJECT_ROOT, copy_project, reset_moto, run_kedro, write_bad_files
+from tests.conftest import (
+    PROJECT_ROOT,
+    copy_project,
+    delta_conf,
+    first_run_counts,
+    reset_moto,
+    run_command,
+    run_kedro,
+    write_bad_files,
+)
 
 pytestmark = [pytest.mark.shared, pytest.mark.e2e, pytest.mark.s3]
 
@@ -29,7 +38,11 @@ REGION = "eu-west-1"
 DATASET, RESULTS = "fruits-dataset-bucket", "fruits-results-bucket"
 IMAGES_PREFIX, RESULTS_PREFIX = "fruits-360", "fruits-kedro"
 WEIGHTS_KEY = f"models/{WEIGHTS_FILE_NAME}"
-S3A_PACKAGES = "org.apache.hadoop:hadoop-aws:3.4.2,software.amazon.awssdk:bundle:2.29.52"
+# EMR ships S3A and Delta; off EMR the run names both (FRUITS_SPARK_PACKAGES replaces the list).
+S3A_PACKAGES = (
+    "org.apache.hadoop:hadoop-aws:3.4.2,software.amazon.awssdk:bundle:2.29.52,"
+    + delta_conf()["spark.jars.packages"]
+)
 MINI_IMAGES = 72
 
 
@@ -95,8 +108,37 @@ def uploaded(s3, mini_dir: Path, weights_file: Path, tmp_path_factory) -> dict[s
     return bad
 
 
-def kedro_emr(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return run_kedro(project, "run", "--env=emr", *args, env=env)
+# The emr environment runs the TFLite model `make package` converts; these runs convert the
+# uploaded weights themselves (the packaged model is tested in tests/deploy).
+WEIGHTS = f"weights=s3://{DATASET}/{WEIGHTS_KEY}"
+
+
+def kedro_emr(
+    project: Path, env: dict[str, str], *args: str, params: str = ""
+) -> subprocess.CompletedProcess:
+    joined = ",".join(p for p in (WEIGHTS, params) if p)
+    return run_kedro(project, "run", "--env=emr", *args, "--params", joined, env=env)
+
+
+def delta_files(s3, table: str) -> list[str]:
+    """The keys of the data files of a Delta table's latest version (from its log)."""
+    prefix = f"{RESULTS_PREFIX}/{table}"
+    live: set[str] = set()
+    for key in results(s3, f"{table}/_delta_log/"):
+        if key.endswith(".json"):
+            for line in read_object(s3, key).decode().splitlines():
+                action = json.loads(line)
+                if "add" in action:
+                    live.add(f"{prefix}/{action['add']['path']}")
+                if "remove" in action:
+                    live.discard(f"{prefix}/{action['remove']['path']}")
+    return sorted(live)
+
+
+def read_delta(s3, table: str) -> pd.DataFrame:
+    return pd.concat(
+        pd.read_parquet(io.BytesIO(read_object(s3, k))) for k in delta_files(s3, table)
+    )
 
 
 def results(s3, suffix: str = "") -> list[str]:
@@ -111,7 +153,7 @@ def read_object(s3, key: str) -> bytes:
 @pytest.fixture(scope="module")
 def emr_run(uploaded, aws_env, tmp_path_factory, s3):
     project = copy_project(tmp_path_factory.mktemp("emr") / "project")
-    result = kedro_emr(project, aws_env, "--params", "reduction.k=40")
+    result = kedro_emr(project, aws_env, params="reduction.k=40")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return project, uploaded
 
@@ -125,13 +167,18 @@ def test_every_output_lands_in_the_results_bucket(emr_run, s3):
     keys = results(s3)
     for folder in (
         "03_primary/image_quarantine.csv/",
-        "04_feature/image_embeddings.parquet/",
         "06_models/pca_model/metadata/",
-        "07_model_output/pca_features.parquet/",
         "07_model_output/pca_features.csv/",
-        "07_model_output/test_predictions.parquet/",
     ):
         assert f"{RESULTS_PREFIX}/{folder}_SUCCESS" in keys, folder
+    for table in (
+        "04_feature/embedding_store/embeddings",
+        "04_feature/embedding_store/files",
+        "04_feature/image_embeddings",
+        "07_model_output/pca_features",
+        "07_model_output/test_predictions",
+    ):
+        assert f"{RESULTS_PREFIX}/{table}/_delta_log/00000000000000000000.json" in keys, table
     for report in (
         "pca_variance.json",
         "pca_variance.png",
@@ -161,20 +208,13 @@ def test_counts_reconcile_and_the_run_is_marked_complete(emr_run, s3):
     _, bad = emr_run
     metrics = json.loads(read_object(s3, f"{RESULTS_PREFIX}/08_reporting/run_metrics.json"))
     assert metrics["status"] == "complete"
-    assert metrics["images"] == {
-        "read": MINI_IMAGES + len(bad),
-        "embedded": MINI_IMAGES,
-        "quarantined": len(bad),
-        "feature_dim": 1280,
-    }
+    assert metrics["images"] == first_run_counts(MINI_IMAGES, len(bad))
     assert metrics["spark_conf"]["spark.hadoop.fs.s3a.path.style.access"] == "true"
 
 
 def test_features_quarantine_and_csv_are_right(emr_run, s3):
     _, bad = emr_run
-    embeddings = [k for k in results(s3, "04_feature/") if k.endswith(".parquet")]
-    frames = [pd.read_parquet(io.BytesIO(read_object(s3, k))) for k in embeddings]
-    table = pd.concat(frames)
+    table = read_delta(s3, "04_feature/image_embeddings")
     assert len(table) == MINI_IMAGES + len(bad)  # one row per image read
     assert table["features"].isna().sum() == table["reason"].notna().sum() == len(bad)
     features = table[table["reason"].isna()]
@@ -198,11 +238,15 @@ def test_rerun_overwrites_and_a_failed_run_is_marked_failed(emr_run, aws_env, s3
     project, _ = emr_run
     before = results(s3, "07_model_output/")
 
-    rerun = kedro_emr(project, aws_env, "--pipeline", "reduction", "--params", "reduction.k=40")
+    rerun = kedro_emr(project, aws_env, "--pipeline", "reduction", params="reduction.k=40")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert len(results(s3, "07_model_output/")) == len(before)  # replaced, not added to
+    csv = [k for k in results(s3, "07_model_output/pca_features.csv/")]
+    assert len(csv) == len([k for k in before if "/pca_features.csv/" in k])  # replaced
+    assert not [k for k in results(s3, "07_model_output/") if ".__new/" in k or ".__old/" in k]
+    features = read_delta(s3, "07_model_output/pca_features")
+    assert len(features) == MINI_IMAGES  # the new version only
 
-    failed = kedro_emr(project, aws_env, "--pipeline", "reduction", "--params", "reduction.k=0")
+    failed = kedro_emr(project, aws_env, "--pipeline", "reduction", params="reduction.k=0")
     assert failed.returncode != 0
     metrics = json.loads(read_object(s3, f"{RESULTS_PREFIX}/08_reporting/run_metrics.json"))
     assert metrics["status"] == "failed"
@@ -224,13 +268,15 @@ def test_spark_submit_runs_the_packaged_project(emr_run, aws_env, s3, tmp_path):
         "local[2]",
         "--packages",
         S3A_PACKAGES,
+        "--exclude-packages",
+        delta_conf()["spark.jars.excludes"],
         str(dist / "spark_entrypoint.py"),
         "--env",
         "emr",
         "--conf-source",
         conf_source,
         "--params",
-        "reduction.k=30",
+        f"{WEIGHTS},reduction.k=30",
     ]
 
     result = subprocess.run(
@@ -240,8 +286,42 @@ def test_spark_submit_runs_the_packaged_project(emr_run, aws_env, s3, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     metrics = json.loads(read_object(s3, f"{RESULTS_PREFIX}/08_reporting/run_metrics.json"))
     assert metrics["status"] == "complete"
-    assert metrics["images"]["embedded"] == MINI_IMAGES
+    assert metrics["images"]["embedded"] == 0  # the store on S3 already has every image
+    assert metrics["images"]["reused"] == metrics["images"]["read"]
     assert metrics["spark_conf"]["spark.master"] == "local[2]"
     variance = json.loads(read_object(s3, f"{RESULTS_PREFIX}/08_reporting/pca_variance.json"))
     assert variance["k"] == 30
     assert not (tmp_path / "data").exists()
+
+
+def test_erasure_removes_an_image_everywhere_then_vacuum_deletes_its_files(emr_run, aws_env, s3):
+    project, _ = emr_run
+    table = read_delta(s3, "04_feature/image_embeddings")
+    victim = table[table["reason"].isna()].iloc[0]
+    erase = [sys.executable, "-m", "fruits_kedro.erase", "--env", "emr", "--project", str(project)]
+
+    done = run_command([*erase, "--path", victim["path"]], project, aws_env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "erased 1 image(s)" in done.stdout
+    assert victim["image_id"] not in set(read_delta(s3, "04_feature/image_embeddings")["image_id"])
+    assert victim["image_id"] not in set(read_delta(s3, "07_model_output/pca_features")["image_id"])
+    stored = read_delta(s3, "04_feature/embedding_store/embeddings")
+    assert victim["image_id"] not in set(stored["image_id"])
+    parts = [k for k in results(s3, "07_model_output/pca_features.csv/") if k.endswith(".csv.gz")]
+    csv = pd.concat(pd.read_csv(io.BytesIO(read_object(s3, k)), compression="gzip") for k in parts)
+    assert victim["path"] not in set(csv["path"])
+    metrics = json.loads(read_object(s3, f"{RESULTS_PREFIX}/08_reporting/run_metrics.json"))
+    assert metrics["erasures"][-1]["image_ids"] == [victim["image_id"]]
+
+    # the old versions still hold the row until vacuumed
+    table_keys = [k for k in results(s3, "04_feature/image_embeddings/") if k.endswith(".parquet")]
+    assert len(table_keys) > len(delta_files(s3, "04_feature/image_embeddings"))
+    vacuumed = run_command([*erase, "--vacuum", "--retention-hours", "0"], project, aws_env)
+    assert vacuumed.returncode == 0, vacuumed.stdout[-3000:] + vacuumed.stderr[-3000:]
+    table_keys = [k for k in results(s3, "04_feature/image_embeddings/") if k.endswith(".parquet")]
+    assert sorted(table_keys) == delta_files(s3, "04_feature/image_embeddings")
+    for key in results(s3, "04_feature/"):
+        if key.endswith(".parquet") and "/erasures/" not in key:  # erasures: the ids, by design
+            frame = pd.read_parquet(io.BytesIO(read_object(s3, key)))
+            if "image_id" in frame:
+                assert victim["image_id"] not in set(frame["image_id"]), key

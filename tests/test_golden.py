@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from fruits_kedro.datasets import EmbeddingStoreDataset
 from fruits_kedro.model.engines import KERAS, TFLITE
-from fruits_kedro.pipelines.embedding.nodes import embed_images, load_model
+from fruits_kedro.pipelines.embedding.nodes import load_model
+from tests.conftest import embed_folder
 
 pytestmark = pytest.mark.shared
 
@@ -40,28 +44,30 @@ def reference(mini_images, weights_file):
 
 
 @pytest.mark.parametrize("engine", [KERAS, TFLITE])
-def test_spark_features_equal_keras_predict(spark, mini_images, weights_file, reference, engine):
+def test_spark_features_equal_keras_predict(
+    spark, mini_images, weights_file, reference, engine, tmp_path
+):
     params = {
         "weights": str(weights_file),
         "engine": engine,
         "threads_per_worker": 1,
         "batch_size": 4,
+        "chunk_size": 5000,
         "partitions": 2,
         "partitions_per_core": 1,
     }
-    rows = [
-        (str(i), str(p), p.parent.name, "Test", p.stat().st_size, bytearray(p.read_bytes()))
-        for i, p in enumerate(mini_images)
-    ]
-    images = spark.createDataFrame(
-        rows,
-        "image_id string, path string, label string, split string, size_bytes long, content binary",
-    )
+    for p in mini_images:  # the chosen images, in the same layout
+        target = tmp_path / "images" / p.parent.parent.name / p.parent.name / p.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, target)
+    store = EmbeddingStoreDataset(filepath=str(tmp_path / "store"))
 
-    artifact = load_model(images, IMAGE, params)
-    embedded = embed_images(images, artifact, IMAGE, params).collect()
+    artifact = load_model(spark.range(0), IMAGE, params)
+    embeddings, _ = embed_folder(tmp_path / "images", store, artifact, image=IMAGE, params=params)
 
-    features = np.array([r.features for r in sorted(embedded, key=lambda r: int(r.image_id))])
+    order = {f"{p.parent.name}/{p.name}": i for i, p in enumerate(mini_images)}
+    rows = sorted(embeddings.collect(), key=lambda r: order["/".join(r.path.split("/")[-2:])])
+    features = np.array([r.features for r in rows])
     assert features.shape == (len(mini_images), 1280)
     np.testing.assert_allclose(features, reference, atol=1e-4)
     cosine = (

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fruits_kedro.datasets import EmbeddingStoreDataset, ImageFilesDataset
 from fruits_kedro.model.engines import KERAS, TFLITE, TFLITE_INT8
-from fruits_kedro.pipelines.embedding.nodes import embed_images, load_model
+from fruits_kedro.pipelines.embedding.nodes import load_model
+from fruits_kedro.pipelines.ingestion.nodes import label_images
 from fruits_kedro.pipelines.reduction.nodes import fit_pca, project
+from tests.conftest import embed_folder
 
 pytestmark = pytest.mark.shared
 
@@ -17,25 +20,20 @@ K = 20
 
 @pytest.fixture(scope="module")
 def mini_images(spark, mini_dir):
-    rows = [
-        (
-            str(i),
-            str(p),
-            p.parent.name,
-            p.parent.parent.name,
-            p.stat().st_size,
-            bytearray(p.read_bytes()),
-        )
-        for i, p in enumerate(sorted(mini_dir.glob("*/*/*.jpg")))
-    ]
-    return spark.createDataFrame(
-        rows,
-        "image_id string, path string, label string, split string, size_bytes long, content binary",
-    )
+    """The listing of the 72 mini images (``tflite_int8`` calibrates on it)."""
+    raw = ImageFilesDataset(filepath=str(mini_dir), suffixes=["jpg"]).load()
+    return label_images(raw, {"splits": ["Training", "Test"]})
+
+
+def stage(mini_dir, store_dir, artifact, params):
+    """The Spark stage's embeddings of the mini images with ``artifact``, in a fresh store."""
+    store = EmbeddingStoreDataset(filepath=str(store_dir))
+    embeddings, _ = embed_folder(mini_dir, store, artifact, image=IMAGE, params=params)
+    return embeddings
 
 
 @pytest.fixture(scope="module")
-def embeddings(mini_images, weights_file):
+def embeddings(mini_dir, mini_images, weights_file, tmp_path_factory):
     """Each engine's embeddings of the 72 mini images, through the Spark stage."""
     found = {}
     for engine in (KERAS, TFLITE):
@@ -44,17 +42,17 @@ def embeddings(mini_images, weights_file):
             "engine": engine,
             "threads_per_worker": 1,
             "batch_size": 8,
+            "chunk_size": 5000,
             "partitions": 4,
             "partitions_per_core": 1,
         }
-        found[engine] = embed_images(
-            mini_images, load_model(mini_images, IMAGE, params), IMAGE, params
-        ).cache()
+        artifact = load_model(mini_images, IMAGE, params)
+        found[engine] = stage(mini_dir, tmp_path_factory.mktemp(engine), artifact, params)
     return found
 
 
 def matrix(df):
-    rows = sorted(df.collect(), key=lambda r: int(r.image_id))
+    rows = sorted(df.collect(), key=lambda r: r.path)
     return (
         np.array([r.features for r in rows]),
         np.array([r.label for r in rows]),
@@ -87,9 +85,9 @@ def test_tflite_features_equal_keras_features(embeddings, record_property):
 def test_pca_and_nearest_neighbours_do_not_change(embeddings):
     results = {}
     for engine, df in embeddings.items():
-        model, report = fit_pca(df, {"k": K})
+        model, report = fit_pca(df, None, None, {"k": K})
         pcs = project(df, model)
-        rows = sorted(pcs.collect(), key=lambda r: int(r.image_id))
+        rows = sorted(pcs.collect(), key=lambda r: r.path)
         features = np.array([r.pca for r in rows])
         labels, splits = np.array([r.label for r in rows]), np.array([r.split for r in rows])
         results[engine] = (report, nearest_neighbour_predictions(features, splits, labels))
@@ -104,7 +102,7 @@ def test_pca_and_nearest_neighbours_do_not_change(embeddings):
 
 
 def test_int8_engine_is_calibrated_on_training_images_and_stays_close(
-    mini_images, weights_file, embeddings
+    mini_dir, mini_images, weights_file, embeddings, tmp_path
 ):
     """``tflite_int8`` through the Spark stage: calibrated on the run's own Training images,
     features close to fp32's and the same nearest-neighbour classes for most test images."""
@@ -115,11 +113,12 @@ def test_int8_engine_is_calibrated_on_training_images_and_stays_close(
         "calibration_split": "Training",
         "threads_per_worker": 1,
         "batch_size": 8,
+        "chunk_size": 5000,
         "partitions": 2,
         "partitions_per_core": 1,
     }
     artifact = load_model(mini_images, IMAGE, params)
-    int8 = embed_images(mini_images, artifact, IMAGE, params)
+    int8 = stage(mini_dir, tmp_path / "store", artifact, params)
 
     int8_features, labels, splits = matrix(int8)
     fp32_features, _, _ = matrix(embeddings[TFLITE])

@@ -8,13 +8,15 @@ import sys
 from importlib import metadata
 from typing import TYPE_CHECKING
 
-import pandas as pd
 import pytest
 
 from fruits_kedro.predict import main
+from tests.conftest import read_delta
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pandas as pd
 
     from tests.conftest import MiniRun
 
@@ -34,7 +36,7 @@ def predict(*args: str | Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def spark_predictions(mini_run: MiniRun) -> pd.DataFrame:
     """The pipeline's own predictions for the test split, by local path."""
-    table = pd.read_parquet(mini_run.data / "07_model_output/test_predictions.parquet")
+    table = read_delta(mini_run.data / "07_model_output/test_predictions")
     table["local_path"] = table["path"].str.removeprefix("file:")
     return table.sort_values("local_path", ignore_index=True)
 

@@ -100,11 +100,17 @@ def test_no_run_plot_without_its_dataset():
 def test_the_summary_line_has_counts_time_throughput_and_the_report():
     metrics = {
         "wall_time_s": 76.94,
-        "images": {"read": 76, "embedded": 72, "quarantined": 4, "feature_dim": 1280},
+        "images": {
+            "read": 76,
+            "embedded": 12,
+            "reused": 60,
+            "quarantined": 4,
+            "feature_dim": 1280,
+        },
         "embedding_images_per_s": 5.91,
     }
     assert summary(metrics, "data/08_reporting/run_report.html") == (
-        "run complete in 76.9 s: 76 images read, 72 embedded, 4 quarantined,"
+        "run complete in 76.9 s: 76 images read, 12 embedded, 60 reused, 4 quarantined,"
         " embedding 5.9 images/s; report: data/08_reporting/run_report.html"
     )
     assert summary({"wall_time_s": 1.0, "images": {}}, None) == (

@@ -8,11 +8,12 @@ from tests.conftest import copy_project, run_kedro
 
 PIPELINE_NODES = {
     "ingestion": {"ingestion.label_images"},
-    # the image bytes are read once, not persisted: embedding runs the ingestion node too
+    # the listing is not persisted: embedding runs the ingestion node too
     "embedding": {
         "ingestion.label_images",
         "embedding.load_model",
         "embedding.embed_images",
+        "embedding.select_embeddings",
         "embedding.quarantine_images",
         "embedding.reconcile_counts",
     },

@@ -341,6 +341,7 @@ def test_the_default_view_shows_the_stages_and_one_expands_to_its_nodes(
     assert expanded["task"] == {
         "load_model",
         "embed_images",
+        "select_embeddings",
         "quarantine_images",
         "reconcile_counts",
     }

@@ -1,7 +1,8 @@
 """Progress of the running node: done / total, rate and ETA, read from Spark's status tracker.
 
 :class:`ProgressHooks` tags the Spark jobs of each node with the node's name; a daemon thread
-polls them every ``poll_s`` until the node's outputs are saved or the node fails. A live bar
+polls them every ``poll_s`` until the node's outputs are saved (a generator node's, when the
+next node starts) or the node fails. A live bar
 shows them on a terminal; elsewhere (CI, spark-submit, EMR step logs) a log line every
 ``interval_s``. A node that turns the images (``images_input``) into a DataFrame counts in
 images: rows written by its finished tasks against the image files Spark listed for its input
@@ -12,6 +13,7 @@ node.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -206,6 +208,7 @@ class ProgressHooks:
         self._running: dict[str, NodeProgress] = {}
         self._unsaved: dict[str, set[str]] = {}
         self._records: dict[str, dict[str, Any]] = {}
+        self._streaming: set[str] = set()  # generator nodes: they end when the next one starts
         self._run_start = time.perf_counter()
 
     @property
@@ -228,6 +231,8 @@ class ProgressHooks:
     @hook_impl
     def before_node_run(self, node: Node) -> None:
         """Tag the node's Spark jobs and start polling them."""
+        for name in [n for n in self._running if n in self._streaming]:
+            self._finish(name)  # a generator node's last chunk was saved before this node
         spark = SparkSession.getActiveSession()
         if spark is None or not self._settings["enabled"]:
             return
@@ -243,7 +248,10 @@ class ProgressHooks:
             time.perf_counter() - self._run_start,
         )
         self._running[node.name] = progress
-        self._unsaved[node.name] = set(node.outputs)
+        if inspect.isgeneratorfunction(node.func):  # saved chunk by chunk, after the node ran
+            self._streaming.add(node.name)
+        else:
+            self._unsaved[node.name] = set(node.outputs)
         progress.start()
 
     @hook_impl
@@ -254,7 +262,7 @@ class ProgressHooks:
             return
         if any(isinstance(v, DataFrame) for v in outputs.values()):
             progress.images = listed_files(inputs.get(self._settings["images_input"]))
-        if not node.outputs:
+        if not node.outputs and node.name not in self._streaming:
             self._finish(node.name)
 
     @hook_impl
@@ -286,6 +294,7 @@ class ProgressHooks:
     def _finish(self, name: str, failed: bool = False) -> None:
         progress = self._running.pop(name, None)
         self._unsaved.pop(name, None)
+        self._streaming.discard(name)
         if progress is None:
             return
         progress.stop(failed=failed)

@@ -187,7 +187,7 @@ def summary(metrics: dict[str, Any], report_at: str | None) -> str:
     counts = metrics.get("images") or {}
     images = (
         f"{counts.get('read')} images read, {counts.get('embedded')} embedded,"
-        f" {counts.get('quarantined')} quarantined"
+        f" {counts.get('reused')} reused, {counts.get('quarantined')} quarantined"
         if counts
         else "no images embedded"
     )

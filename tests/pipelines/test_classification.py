@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 
 from fruits_kedro.ml_stages import k_of, with_component_vector
 from fruits_kedro.model.engines import artifact_of
+from fruits_kedro.pipelines.classification import nodes
 from fruits_kedro.pipelines.classification.nodes import (
     accuracy_vs_k,
     confusion_matrix,
@@ -61,13 +62,51 @@ def embeddings(spark):
 
 @pytest.fixture(scope="module")
 def reduced(embeddings):
-    pca_model, variance = fit_pca(embeddings, {"k": 6})
+    pca_model, variance = fit_pca(embeddings, None, None, {"k": 6})
     return pca_model, variance, project(embeddings, pca_model).cache()
 
 
 def test_k_comes_from_the_model(reduced):
     _, _, features = reduced
-    assert k_of(train_classifier(features, PARAMS)) == 6
+    assert k_of(train_classifier(features, None, PARAMS)) == 6
+
+
+def refuse_to_fit(*_args, **_kwargs):
+    raise AssertionError("the classifier was fitted")
+
+
+def test_without_retrain_the_saved_classifier_is_kept(reduced, monkeypatch):
+    _, variance, features = reduced
+    saved = train_classifier(features, None, PARAMS)
+    monkeypatch.setattr(nodes, "fit_classifier", refuse_to_fit)
+
+    kept = train_classifier(features, saved, {**PARAMS, "retrain": False})
+
+    assert kept is saved
+    metrics, _, _ = evaluate_classifier(features, kept, variance, PARAMS)
+    assert metrics["accuracy"] == 1.0
+    with pytest.raises(AssertionError, match="fitted"):
+        train_classifier(features, saved, PARAMS)  # retrain is the default
+
+
+def test_without_retrain_a_classifier_is_trained_when_none_is_saved(reduced):
+    _, _, features = reduced
+
+    model = train_classifier(features, None, {**PARAMS, "retrain": False})
+
+    assert k_of(model) == 6
+
+
+def test_a_kept_classifier_must_take_the_pcas_components(reduced):
+    _, _, features = reduced
+    saved = train_classifier(features, None, PARAMS)
+    fewer = features.withColumn("pca", F.slice("pca", 1, 4))
+
+    with pytest.raises(
+        ValueError, match=r"classification\.retrain.* 6 components.* 4:.*reduction\.refit"
+    ):
+        train_classifier(fewer, saved, {**PARAMS, "retrain": False})
+    assert k_of(train_classifier(fewer, saved, PARAMS)) == 4  # retrained: no mismatch
 
 
 def test_metrics_of_a_known_confusion_matrix():
@@ -91,7 +130,7 @@ def test_separable_classes_are_learnt_and_exported_exactly(reduced, embeddings, 
     pca_model, variance, features = reduced
     params = {**PARAMS, "classifier": classifier}
 
-    model = train_classifier(features, params)
+    model = train_classifier(features, None, params)
     metrics, confusion, predictions = evaluate_classifier(features, model, variance, params)
 
     assert metrics["accuracy"] == 1.0
@@ -132,7 +171,7 @@ def test_a_test_label_never_seen_in_training_counts_as_a_mistake(spark, reduced)
         "split",
         "pca",
     )
-    model = train_classifier(relabelled.filter("label != 'Unknown'"), PARAMS)
+    model = train_classifier(relabelled.filter("label != 'Unknown'"), None, PARAMS)
 
     metrics, confusion, predictions = evaluate_classifier(relabelled, model, variance, PARAMS)
 
@@ -148,18 +187,18 @@ def test_missing_split_is_named_with_its_parameter(reduced):
     with pytest.raises(
         ValueError, match=r"no images in split 'Train'.*classification\.train_split"
     ):
-        train_classifier(features, {**PARAMS, "train_split": "Train"})
+        train_classifier(features, None, {**PARAMS, "train_split": "Train"})
 
 
 def test_unknown_classifier_names_the_parameter(reduced):
     _, _, features = reduced
     with pytest.raises(ValueError, match=r"classification\.classifier.*'forest'"):
-        train_classifier(features, {**PARAMS, "classifier": "forest"})
+        train_classifier(features, None, {**PARAMS, "classifier": "forest"})
 
 
 def test_accuracy_against_k_reuses_the_models_point(reduced):
     _, variance, features = reduced
-    model = train_classifier(features, PARAMS)
+    model = train_classifier(features, None, PARAMS)
     metrics = {"k": 99, "accuracy": 1.0}  # k comes from the model, not from the metrics
 
     sweep = accuracy_vs_k(features, model, variance, metrics, PARAMS)
@@ -180,12 +219,12 @@ def test_accuracy_against_k_reuses_the_models_point(reduced):
 def test_each_sweep_point_is_the_classifier_refitted_on_k_components(reduced):
     """The shared scaling and slicing give the accuracy of a plain refit at that k."""
     _, variance, features = reduced
-    model = train_classifier(features, PARAMS)
+    model = train_classifier(features, None, PARAMS)
     sweep = accuracy_vs_k(features, model, variance, {"accuracy": 1.0}, PARAMS)
 
     for point in sweep["points"][:-1]:
         head = features.withColumn("pca", F.slice("pca", 1, point["k"]))
-        refit = train_classifier(head, PARAMS)
+        refit = train_classifier(head, None, PARAMS)
         test = with_component_vector(head.filter("split = 'Test'"))
         predicted = refit.transform(test).filter("predicted_label = label").count()
         assert point["accuracy"] == pytest.approx(predicted / test.count())

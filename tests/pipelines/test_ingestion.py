@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -64,21 +65,26 @@ def test_reader_takes_image_files_of_any_case_recursively(spark, tmp_path):
         ("c.Png", "Pear", "Test"),
         ("d.jpg", "deep", "Test"),
     ]
-    assert set(labelled.columns) >= {"image_id", "path", "label", "split", "content", "size_bytes"}
+    assert set(labelled.columns) >= {"path", "label", "split", "content", "size_bytes"}
 
 
-def test_image_id_is_the_content_hash(spark, tmp_path):
-    import hashlib
-
+def test_each_file_is_described_by_its_size_and_modification_time(spark, tmp_path):
+    """No content hash here: the embedding stage hashes the bytes it reads, and only of the
+    files that are new or changed, which these columns tell."""
     (tmp_path / "Test/Kiwi").mkdir(parents=True)
     content = jpeg_bytes((1, 2, 3))
-    (tmp_path / "Test/Kiwi/x.jpg").write_bytes(content)
-    (tmp_path / "Test/Kiwi/copy.jpg").write_bytes(content)
+    for name, mtime in [("x.jpg", 1_600_000_000), ("copy.jpg", 1_700_000_000)]:
+        (tmp_path / "Test/Kiwi" / name).write_bytes(content)
+        os.utime(tmp_path / "Test/Kiwi" / name, (mtime, mtime))
 
-    rows = label_images(raw_images_dataset(tmp_path).load(), {"splits": SPLITS}).collect()
+    labelled = label_images(raw_images_dataset(tmp_path).load(), {"splits": SPLITS})
 
-    assert {r.image_id for r in rows} == {hashlib.sha256(content).hexdigest()}
-    assert all(r.size_bytes == len(content) for r in rows)
+    assert labelled.columns == ["path", "label", "split", "size_bytes", "modified", "content"]
+    rows = {Path(r.path).name: r for r in labelled.collect()}
+    assert rows["x.jpg"].modified.timestamp() == 1_600_000_000
+    assert rows["copy.jpg"].modified.timestamp() == 1_700_000_000
+    assert all(r.size_bytes == len(content) for r in rows.values())
+    assert all(bytes(r.content) == content for r in rows.values())
 
 
 def test_zero_byte_files_are_kept_although_spark_skips_them(spark, tmp_path):

@@ -8,6 +8,7 @@ from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import PCA, StandardScaler
 from pyspark.ml.functions import array_to_vector
 
+from fruits_kedro.pipelines.reduction import nodes
 from fruits_kedro.pipelines.reduction.nodes import (
     check_k_params,
     effective_k,
@@ -62,7 +63,7 @@ def test_effective_k_needs_images():
 
 
 def test_pca_finds_the_strong_directions(embeddings):
-    model, report = fit_pca(embeddings, {"k": 5})
+    model, report = fit_pca(embeddings, None, None, {"k": 5})
 
     assert report["k"] == 5
     assert report["images"] == 40
@@ -89,7 +90,7 @@ def test_pca_finds_the_strong_directions(embeddings):
 def test_one_pass_fit_is_spark_mls_own_fit_at_k(embeddings):
     """The moments' eigendecomposition gives Spark ML's PCA: same axes (up to sign), same
     explained variance, and the saved model projects like ours."""
-    truncated, report = fit_pca(embeddings, {"k": 3})
+    truncated, report = fit_pca(embeddings, None, None, {"k": 3})
     vectors = embeddings.filter("reason IS NULL").select(
         "image_id", array_to_vector("features").alias("features_vector")
     )
@@ -119,7 +120,7 @@ def test_one_pass_fit_is_spark_mls_own_fit_at_k(embeddings):
 
 
 def test_the_truncated_model_saves_and_loads(embeddings, tmp_path):
-    model, _ = fit_pca(embeddings, {"k": 2})
+    model, _ = fit_pca(embeddings, None, None, {"k": 2})
     model.write().overwrite().save(str(tmp_path / "pca"))
 
     loaded = PipelineModel.load(str(tmp_path / "pca"))
@@ -131,7 +132,7 @@ def test_the_truncated_model_saves_and_loads(embeddings, tmp_path):
 
 
 def test_variance_plot_has_bars_and_cumulative_line(embeddings):
-    _, report = fit_pca(embeddings, {"k": 4})
+    _, report = fit_pca(embeddings, None, None, {"k": 4})
     fig = plot_variance(report)
     bars_axis, line_axis = fig.axes
     assert len(bars_axis.patches) == 4
@@ -140,7 +141,7 @@ def test_variance_plot_has_bars_and_cumulative_line(embeddings):
 
 
 def test_target_variance_chooses_the_fewest_components(embeddings):
-    model, report = fit_pca(embeddings, {"k": None, "target_variance": 0.999})
+    model, report = fit_pca(embeddings, None, None, {"k": None, "target_variance": 0.999})
 
     assert report["k"] == 3  # three strong directions, then noise
     assert report["target_variance"] == 0.999
@@ -191,7 +192,7 @@ def test_scatter_classes_are_spread_over_the_names():
 
 
 def test_scatter_points_and_plot(embeddings):
-    model, _ = fit_pca(embeddings, {"k": 2})
+    model, _ = fit_pca(embeddings, None, None, {"k": 2})
     features = project(embeddings, model)
 
     points = scatter_points(features, {"scatter_classes": 1, "scatter_points_per_class": 7})
@@ -201,3 +202,66 @@ def test_scatter_points_and_plot(embeddings):
     assert points["label"].nunique() == 1
     fig = plot_pca_scatter(points)
     assert len(fig.axes[0].collections) == 1
+
+
+@pytest.fixture
+def fits(monkeypatch):
+    """Counts the PCA fits."""
+    calls: list[dict] = []
+    fit = nodes._fit_pca
+
+    def counted(image_embeddings, params):
+        calls.append(params)
+        return fit(image_embeddings, params)
+
+    monkeypatch.setattr(nodes, "_fit_pca", counted)
+    return calls
+
+
+def other_embeddings(spark, seed: int):
+    rng = np.random.default_rng(seed)
+    return spark.createDataFrame(
+        [(f"o{i}", [float(v) for v in rng.normal(size=12)], None) for i in range(20)],
+        "image_id string, features array<float>, reason string",
+    )
+
+
+def test_without_refit_the_saved_pca_is_kept(spark, embeddings, fits):
+    saved_model, saved_variance = fit_pca(embeddings, None, None, {"k": 3})
+    saved_pc = saved_model.stages[-1].pc.toArray()
+    others = other_embeddings(spark, 7)
+
+    model, variance = fit_pca(others, saved_model, saved_variance, {"k": 5, "refit": False})
+
+    assert len(fits) == 1  # the first fit only
+    assert model is saved_model
+    assert variance == saved_variance
+    np.testing.assert_array_equal(model.stages[-1].pc.toArray(), saved_pc)
+    refitted, report = fit_pca(others, saved_model, saved_variance, {"k": 5, "refit": True})
+    assert (report["k"], report["images"]) == (5, 20)
+    assert refitted.stages[-1].pc.toArray().shape == (12, 5)
+
+
+@pytest.mark.parametrize("saved", ["nothing", "model only", "variance only"])
+def test_without_refit_a_pca_is_fitted_when_none_is_saved(embeddings, fits, saved):
+    first_model, first_variance = fit_pca(embeddings, None, None, {"k": 2})
+    fits.clear()
+    saved_model = first_model if saved == "model only" else None
+    saved_variance = first_variance if saved == "variance only" else None
+
+    model, report = fit_pca(embeddings, saved_model, saved_variance, {"k": 4, "refit": False})
+
+    assert len(fits) == 1
+    assert model is not first_model
+    assert (report["k"], report["images"]) == (4, 40)
+    assert model.stages[-1].getK() == 4
+
+
+def test_refit_is_the_default(embeddings, fits):
+    saved_model, saved_variance = fit_pca(embeddings, None, None, {"k": 2})
+
+    model, report = fit_pca(embeddings, saved_model, saved_variance, {"k": 3})
+
+    assert len(fits) == 2
+    assert model is not saved_model
+    assert report["k"] == 3

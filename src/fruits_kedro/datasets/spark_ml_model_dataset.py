@@ -1,4 +1,5 @@
-"""``SparkMLModelDataset``: save and load a fitted Spark ML ``PipelineModel``."""
+"""``SparkMLModelDataset``: save and load a fitted Spark ML ``PipelineModel`` (a failed save
+keeps the previous one)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 from pyspark.ml import PipelineModel
+
+from fruits_kedro.datasets.swap import folder_exists, readable_path, swap_write
 
 
 class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
@@ -27,13 +30,16 @@ class SparkMLModelDataset(AbstractDataset[PipelineModel, PipelineModel]):
     def load(self) -> PipelineModel:
         """Load the model; fails with the path when there is none."""
         try:
-            return PipelineModel.load(self._filepath)
+            return PipelineModel.load(readable_path(self._filepath))
         except Exception as exc:
             raise DatasetError(f"cannot load Spark ML model from {self._filepath}: {exc}") from exc
 
     def save(self, data: PipelineModel) -> None:
-        """Save the model, replacing any previous one."""
-        data.write().overwrite().save(self._filepath)
+        """Save the model, then swap it in place of the previous one (kept if the save fails)."""
+        swap_write(self._filepath, data.write().save)
+
+    def _exists(self) -> bool:
+        return folder_exists(self._filepath)
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath}

@@ -16,6 +16,7 @@ from pyspark.ml.classification import LogisticRegression, MultilayerPerceptronCl
 from pyspark.ml.feature import (
     IndexToString,
     StandardScaler,
+    StandardScalerModel,
     StringIndexer,
     StringIndexerModel,
     VectorSlicer,
@@ -116,13 +117,23 @@ def fit_classifier(train: DataFrame, k: int, params: dict[str, Any]) -> Pipeline
     ).fit(indexer.transform(train))
 
 
-def train_classifier(pca_features: DataFrame, params: dict[str, Any]) -> PipelineModel:
-    """Train the classifier on every principal component of the training split.
+def train_classifier(
+    pca_features: DataFrame, saved_model: PipelineModel | None, params: dict[str, Any]
+) -> PipelineModel:
+    """Train the classifier on every principal component of the training split, or keep the
+    previous run's.
 
     Args:
         pca_features: ``label, split, pca`` (the ``k`` components), one row per image.
-        params: ``train_split``, ``classifier`` and that classifier's settings.
+        saved_model: The previous run's classifier, if any.
+        params: ``retrain`` (false: keep the saved classifier; trained anyway when there is
+            none), ``train_split``, ``classifier`` and that classifier's settings.
+
+    Raises:
+        ValueError: The kept classifier takes another number of components than the PCA.
     """
+    if not params.get("retrain", True) and saved_model is not None:
+        return _kept(pca_features, saved_model)
     train = with_component_vector(_split(pca_features, params["train_split"])).cache()
     rows = _require_rows(train.count(), params["train_split"], "train_split")
     first = train.select(F.size(COMPONENTS).alias("k")).first()
@@ -133,6 +144,20 @@ def train_classifier(pca_features: DataFrame, params: dict[str, Any]) -> Pipelin
     logger.info("classifier trained in %.1f s", time.perf_counter() - start)
     train.unpersist()
     return model
+
+
+def _kept(pca_features: DataFrame, saved_model: PipelineModel) -> PipelineModel:
+    first = pca_features.select(F.size(COMPONENTS).alias("k")).first()
+    k = int(first["k"]) if first else 0
+    scaler = saved_model.stages[0]
+    inputs = len(scaler.mean.toArray()) if isinstance(scaler, StandardScalerModel) else k
+    if inputs != k:
+        raise ValueError(
+            f"classification.retrain is false but the saved classifier takes {inputs} components"
+            f" and the PCA gives {k}: keep the PCA too (reduction.refit: false) or retrain"
+        )
+    logger.info("classifier kept from the previous run (classification.retrain: false)")
+    return saved_model
 
 
 def metrics_from_confusion(confusion: pd.DataFrame) -> dict[str, Any]:

@@ -16,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 train_classifier,
-                ["pca_features", "params:classification"],
+                ["pca_features", "saved_classifier_model", "params:classification"],
                 "classifier_model",
                 name="train_classifier",
             ),

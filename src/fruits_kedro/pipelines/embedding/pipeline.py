@@ -1,5 +1,5 @@
-"""Embedding pipeline: ``ingested_images`` -> ``image_embeddings``, ``image_quarantine``,
-``image_counts``."""
+"""Embedding pipeline: ``ingested_images`` -> ``embedding_store`` (only what it lacks),
+``image_embeddings``, ``image_quarantine``, ``image_counts``."""
 
 from kedro.pipeline import Pipeline, node
 
@@ -8,6 +8,7 @@ from fruits_kedro.pipelines.embedding.nodes import (
     load_model,
     quarantine_images,
     reconcile_counts,
+    select_embeddings,
 )
 
 
@@ -24,16 +25,29 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 embed_images,
-                inputs=["ingested_images", "model_artifact", "params:image", "params:embedding"],
-                outputs="image_embeddings",
+                inputs={
+                    "ingested_images": "ingested_images",
+                    "image_reader": "image_reader",
+                    "stored_embeddings": "stored_embeddings",
+                    "model": "model_artifact",
+                    "image": "params:image",
+                    "params": "params:embedding",
+                },
+                outputs=["embedding_store", "image_changes"],
                 name="embed_images",
+            ),
+            node(
+                select_embeddings,
+                inputs=["ingested_images", "embedding_store", "model_artifact", "params:image"],
+                outputs="image_embeddings",
+                name="select_embeddings",
             ),
             node(
                 quarantine_images, "image_embeddings", "image_quarantine", name="quarantine_images"
             ),
             node(
                 reconcile_counts,
-                inputs=["ingested_images", "image_embeddings"],
+                inputs=["ingested_images", "image_embeddings", "image_changes"],
                 outputs="image_counts",
                 name="reconcile_counts",
             ),

@@ -1,4 +1,4 @@
-"""Nodes of the ingestion pipeline: label and split from the path, content hash as id."""
+"""Nodes of the ingestion pipeline: label and split from the path."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ def split_from_path(path: Column, splits: list[str]) -> Column:
 
 
 def label_images(raw_images: DataFrame, params: dict[str, Any]) -> DataFrame:
-    """Describe every image file: ``image_id, path, label, split, size_bytes, content``.
+    """Describe every image file: ``path, label, split, size_bytes, modified, content``.
 
-    Lazy: the bytes are read once, by the embedding stage that consumes this DataFrame.
+    Lazy: the embedding stage reads the bytes of only the files it has to (new or changed).
 
     Args:
         raw_images: Spark ``binaryFile`` rows (``path``, ``length``, ``content``), zero-byte
@@ -34,10 +34,10 @@ def label_images(raw_images: DataFrame, params: dict[str, Any]) -> DataFrame:
     """
     path = F.col("path")
     return raw_images.select(
-        F.sha2(F.col("content"), 256).alias("image_id"),
         path,
         label_from_path(path).alias("label"),
         split_from_path(path, list(params["splits"])).alias("split"),
         F.col("length").alias("size_bytes"),
+        F.col("modificationTime").alias("modified"),
         F.col("content"),
     )

@@ -123,18 +123,38 @@ def _cumulative(model: PipelineModel) -> tuple[list[float], list[float]]:
     return ratios, [float(c) for c in np.cumsum(ratios)]
 
 
-def fit_pca(image_embeddings: DataFrame, params: dict[str, Any]) -> tuple[PipelineModel, dict]:
+def fit_pca(
+    image_embeddings: DataFrame,
+    saved_model: PipelineModel | None,
+    saved_variance: dict[str, Any] | None,
+    params: dict[str, Any],
+) -> tuple[PipelineModel, dict]:
     """Fit centering + PCA on the embedded images in one pass (the whole spectrum; the model
-    keeps the ``k`` leading components).
+    keeps the ``k`` leading components), or keep the previous run's.
 
     Args:
         image_embeddings: ``features`` arrays, one row per image (quarantined ones left out).
-        params: either ``k``, the number of components, or ``target_variance``, the
-            share of the variance to keep (the smallest such ``k`` is chosen from the fit).
+        saved_model: The previous run's PCA model, if any.
+        saved_variance: ... and its variance report.
+        params: ``refit`` (false: keep the saved model, so that the components stay the same
+            from run to run; fitted anyway when there is none), and either ``k``, the number
+            of components, or ``target_variance``, the share of the variance to keep (the
+            smallest such ``k`` is chosen from the fit).
 
     Returns:
-        The fitted Spark ML pipeline model and the explained-variance report.
+        The Spark ML pipeline model and the explained-variance report of its fit.
     """
+    if not params.get("refit", True):
+        if saved_model is not None and saved_variance is not None:
+            logger.info(
+                "PCA kept from the previous fit (reduction.refit: false), k=%d", saved_variance["k"]
+            )
+            return saved_model, saved_variance
+        logger.info("no saved PCA to keep (reduction.refit: false): fitting one")
+    return _fit_pca(image_embeddings, params)
+
+
+def _fit_pca(image_embeddings: DataFrame, params: dict[str, Any]) -> tuple[PipelineModel, dict]:
     k_wanted, target = check_k_params(params)
     images = embedded(image_embeddings)
     first = images.select(F.size(FEATURES).alias("dims")).first()

@@ -18,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 fit_pca,
-                ["image_embeddings", "params:reduction"],
+                ["image_embeddings", "saved_pca_model", "saved_pca_variance", "params:reduction"],
                 ["pca_model", "pca_variance"],
                 name="fit_pca",
             ),

@@ -103,6 +103,8 @@ def test_zero_byte_files_are_kept_although_spark_skips_them(spark, tmp_path):
     }
 
     assert rows.keys() == {"ok.jpg", "empty.jpg"}
+    plan = raw_images_dataset(tmp_path).load()._jdf.queryExecution().executedPlan().toString()
+    assert "ExistingRDD" not in plan  # no Python RDD: the empty rows start no Python worker
     assert (rows["empty.jpg"].size_bytes, bytes(rows["empty.jpg"].content)) == (0, b"")
     assert rows["empty.jpg"].label == rows["ok.jpg"].label == "Fig 1"
     assert rows["empty.jpg"].path == rows["ok.jpg"].path.replace("ok.jpg", "empty.jpg")

@@ -9,6 +9,7 @@ import fsspec
 from kedro_datasets._utils.databricks_utils import to_spark_path
 from kedro_datasets.spark import SparkDatasetV2
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BinaryType,
     LongType,
@@ -31,6 +32,25 @@ BINARY_FILE_SCHEMA = StructType(
 )
 # fsspec's name for the protocols Spark's Hadoop connectors use.
 _FSSPEC_PROTOCOL = {"s3a": "s3", "s3n": "s3", "file": "file", "": "file"}
+
+
+# A zero-byte file's ``binaryFile`` row, but its path.
+_EMPTY_FILE: dict[str, Any] = {"modificationTime": None, "length": 0, "content": ""}
+
+
+def zero_byte_rows(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
+    """``binaryFile`` rows with empty content for ``paths``, built in the JVM (rows from a
+    Python list would start Python workers for their tasks)."""
+    listed = F.array(*(F.lit(p) for p in paths)) if paths else F.array().cast("array<string>")
+    exploded = spark.range(1).select(F.explode(listed).alias("path"))
+    return exploded.select(
+        *(
+            (F.col("path") if field.name == "path" else F.lit(_EMPTY_FILE[field.name]))
+            .cast(field.dataType)
+            .alias(field.name)
+            for field in BINARY_FILE_SCHEMA.fields
+        )
+    )
 
 
 def glob_filter(suffixes: Sequence[str]) -> str:
@@ -79,11 +99,11 @@ class ImageFilesDataset(SparkDatasetV2):
     def _load(self) -> DataFrame:
         """The scanned files plus the zero-byte ones the scan skipped."""
         scanned = super()._load()
-        empty = [(path, None, 0, b"") for path in self.empty_files()]
+        empty = list(self.empty_files())
         if not empty:
             return scanned
         spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-        return scanned.unionByName(spark.createDataFrame(empty, BINARY_FILE_SCHEMA))
+        return scanned.unionByName(zero_byte_rows(spark, empty))
 
     def empty_files(self) -> Iterator[str]:
         """The zero-byte image files, spelt as Spark's scan spells paths."""

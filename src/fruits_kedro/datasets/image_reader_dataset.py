@@ -16,7 +16,7 @@ from kedro.io import AbstractDataset
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from fruits_kedro.datasets.image_files_dataset import BINARY_FILE_SCHEMA
+from fruits_kedro.datasets.image_files_dataset import zero_byte_rows
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -40,8 +40,7 @@ class ImageReader:
         """The ``binaryFile`` rows of ``files`` (``(path, size_bytes)`` pairs, paths as Spark
         spells them); zero-byte files, which Spark's scan skips, come back with empty content."""
         spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-        empty = [(path, None, 0, b"") for path, size in files if size == 0]
-        rows = spark.createDataFrame(empty, BINARY_FILE_SCHEMA)
+        rows = zero_byte_rows(spark, [path for path, size in files if size == 0])
         named = [literal_path(path) for path, size in files if size != 0]
         if named:
             scanned = spark.read.format("binaryFile").load(named)

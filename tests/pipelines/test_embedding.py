@@ -235,6 +235,23 @@ def test_erased_images_leave_the_store_and_are_never_embedded_again(spark, tmp_p
     assert sha(contents["1.jpg"]) not in ids
     assert store.load().erasures.count() == 1
 
+    assert sha(contents["1.jpg"]) in ids_in_files(tmp_path / "store/embeddings")  # old versions
+    spark.conf.set(RETENTION_CHECK, "false")
+    try:
+        store.vacuum(0)
+    finally:
+        spark.conf.unset(RETENTION_CHECK)
+    assert sha(contents["1.jpg"]) not in ids_in_files(tmp_path / "store/embeddings")
+    assert sha(contents["0.jpg"]) in ids_in_files(tmp_path / "store/embeddings")
+
+
+RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+
+
+def ids_in_files(table: Path) -> set[str]:
+    """The ``image_id`` values in every Parquet file of a Delta table's folder, any version."""
+    return {i for part in table.glob("*.parquet") for i in pd.read_parquet(part)["image_id"]}
+
 
 def empty_changes(spark) -> RunChanges:
     return RunChanges(
@@ -269,13 +286,16 @@ def test_the_reader_reads_exactly_the_files_named(spark, tmp_path):
     folder = tmp_path / "Test/Fruit"
     named = [(f"file:{folder / n}", (folder / n).stat().st_size) for n in ("a[1].jpg", "c.jpg")]
 
-    rows = ImageReader().read(named).collect()
+    read = ImageReader().read(named)
+    rows = read.collect()
 
     assert sorted((Path(r.path).name, bytes(r.content)) for r in rows) == [
         ("a[1].jpg", b"one"),
         ("c.jpg", b""),
     ]
     assert literal_path("x/a[1]*.jpg") == "x/a\\[1\\]\\*.jpg"
+    # The zero-byte row is made in the JVM: no Python RDD, hence no Python worker to read.
+    assert "ExistingRDD" not in read._jdf.queryExecution().executedPlan().toString()
 
 
 def test_each_python_worker_builds_its_engine_once_across_tasks(spark, artifact):

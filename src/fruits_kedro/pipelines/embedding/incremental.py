@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pyspark.broadcast import Broadcast
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
@@ -85,11 +85,6 @@ def files_to_read(listing: DataFrame, store: EmbeddingStore, key: str) -> DataFr
     done = done.unionByName(store.erasures.select("image_id"))
     known = known_files(listing, store)
     return known.join(done, "image_id", "left_anti").select(*FILE_KEY)
-
-
-def chunk_of(path: Column, chunks: int) -> Column:
-    """A stable chunk number in ``[0, chunks)`` from the path."""
-    return F.pmod(F.xxhash64(path), F.lit(chunks))
 
 
 def chunk_results(

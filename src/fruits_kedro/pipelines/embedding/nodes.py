@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from pyspark import StorageLevel
@@ -33,7 +34,6 @@ from fruits_kedro.pipelines.embedding.incremental import (
     REMOVED,
     UNCHANGED,
     RunChanges,
-    chunk_of,
     chunk_results,
     current_embeddings,
     files_to_read,
@@ -129,7 +129,7 @@ def embed_images(
     listing = ingested_images.select(*LISTING_COLUMNS)
     changes = run_changes(listing, stored_embeddings, key)
     # Kept, not checkpointed: if an executor is lost, the plan is recomputed, less the files
-    # committed meanwhile (a file's chunk depends on its path only).
+    # committed meanwhile; those sort before every file still to come.
     todo = files_to_read(listing, stored_embeddings, key).persist(StorageLevel.MEMORY_AND_DISK)
     total = todo.count()
     chunk_size, partitions, per_core = settings(params)
@@ -139,9 +139,10 @@ def embed_images(
         shipped = ingested_images.sparkSession.sparkContext.broadcast(model)
         cores = ingested_images.sparkSession.sparkContext.defaultParallelism
         spread = partitions or max(1, min(per_core * cores, math.ceil(total / chunks)))
+        # Streamed in path order: the driver holds one chunk's names at a time.
+        listed = todo.orderBy("path").toLocalIterator()
         for chunk in range(chunks):
-            named = todo.filter(chunk_of(F.col("path"), chunks) == chunk)
-            files = [(row["path"], int(row["size_bytes"])) for row in named.toLocalIterator()]
+            files = [(row["path"], int(row["size_bytes"])) for row in islice(listed, chunk_size)]
             logger.info("chunk %d/%d: %d file(s)", chunk + 1, chunks, len(files))
             results = chunk_results(
                 image_reader.read(files),

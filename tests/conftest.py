@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The JVMs of the runs the tests start (Spark drivers, executors, masters, workers) live for a
+# minute or less: the quick C1 compiler alone starts them faster than tiered compilation, whose
+# optimising C2 threads compete for the two cores with the work. The tests' own long-lived
+# session keeps the JVM's default (see ``spark``), as does a user's own setting.
+_USER_JAVA_OPTIONS = os.environ.get("JAVA_TOOL_OPTIONS")
+os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
 
 
 def shared_dir() -> Path:
@@ -88,11 +94,14 @@ DELTA_KEYS = (
     "spark.sql.extensions",
     "spark.sql.catalog.spark_catalog",
     "spark.databricks.delta.snapshotPartitions",
+    "spark.databricks.delta.stats.skipping",
+    "spark.sql.sources.parallelPartitionDiscovery.parallelism",
 )
 
 
 def delta_conf() -> dict[str, str]:
-    """The project's Delta Lake settings (conf/base/spark.yml), for the tests' own session."""
+    """The project's Delta Lake and file-listing settings (conf/base/spark.yml), for the tests'
+    own session."""
     settings = OmegaConf.load(PROJECT_ROOT / "conf/base/spark.yml")
     return {key: str(settings[key]) for key in DELTA_KEYS}
 
@@ -101,6 +110,9 @@ def delta_conf() -> dict[str, str]:
 def spark() -> SparkSession:
     """One ``local[2]`` session for the whole test run, with Delta Lake."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    short_jvm = os.environ.pop("JAVA_TOOL_OPTIONS", None)
+    if _USER_JAVA_OPTIONS is not None:
+        os.environ["JAVA_TOOL_OPTIONS"] = _USER_JAVA_OPTIONS
     session = (
         SparkSession.builder.master("local[2]")
         .appName("fruits-kedro-tests")
@@ -113,6 +125,8 @@ def spark() -> SparkSession:
         .config(map=delta_conf())
         .getOrCreate()
     )
+    if short_jvm is not None:
+        os.environ["JAVA_TOOL_OPTIONS"] = short_jvm
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

@@ -75,6 +75,15 @@ def _is_daemon(pid: int) -> bool:
     return PYTHON_DAEMON in b" ".join(cmdline(pid))
 
 
+def has_loaded(pid: int, *libraries: bytes) -> bool:
+    """Whether ``pid`` has mapped a file whose path contains one of ``libraries``."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_bytes()
+    except OSError:
+        return False
+    return any(library in maps for library in libraries)
+
+
 def cpu_ticks(pid: int) -> int:
     """User + system CPU time of ``pid`` so far, in clock ticks (0 once it has exited)."""
     try:

@@ -300,9 +300,10 @@ def test_erasure_removes_an_image_everywhere_then_vacuum_deletes_its_files(emr_r
     victim = table[table["reason"].isna()].iloc[0]
     erase = [sys.executable, "-m", "fruits_kedro.erase", "--env", "emr", "--project", str(project)]
 
-    done = run_command([*erase, "--path", victim["path"]], project, aws_env)
+    command = [*erase, "--path", victim["path"], "--vacuum", "--retention-hours", "0"]
+    done = run_command(command, project, aws_env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "erased 1 image(s)" in done.stdout
+    assert "erased 1 image(s)" in done.stdout and done.stdout.strip().endswith("; vacuumed")
     assert victim["image_id"] not in set(read_delta(s3, "04_feature/image_embeddings")["image_id"])
     assert victim["image_id"] not in set(read_delta(s3, "07_model_output/pca_features")["image_id"])
     stored = read_delta(s3, "04_feature/embedding_store/embeddings")
@@ -312,12 +313,10 @@ def test_erasure_removes_an_image_everywhere_then_vacuum_deletes_its_files(emr_r
     assert victim["path"] not in set(csv["path"])
     metrics = json.loads(read_object(s3, f"{RESULTS_PREFIX}/08_reporting/run_metrics.json"))
     assert metrics["erasures"][-1]["image_ids"] == [victim["image_id"]]
+    assert metrics["erasures"][-1]["vacuumed"] is True
 
-    # the old versions still hold the row until vacuumed
-    table_keys = [k for k in results(s3, "04_feature/image_embeddings/") if k.endswith(".parquet")]
-    assert len(table_keys) > len(delta_files(s3, "04_feature/image_embeddings"))
-    vacuumed = run_command([*erase, "--vacuum", "--retention-hours", "0"], project, aws_env)
-    assert vacuumed.returncode == 0, vacuumed.stdout[-3000:] + vacuumed.stderr[-3000:]
+    # Vacuumed at once: only the current version's files remain (that the old versions hold the
+    # rows until then: tests/pipelines/test_embedding.py).
     table_keys = [k for k in results(s3, "04_feature/image_embeddings/") if k.endswith(".parquet")]
     assert sorted(table_keys) == delta_files(s3, "04_feature/image_embeddings")
     for key in results(s3, "04_feature/"):

@@ -78,13 +78,18 @@ def known_files(listing: DataFrame, store: EmbeddingStore) -> DataFrame:
     return listing.join(files, same, "left").drop("_path", "_size", "_modified")
 
 
+def settled_ids(store: EmbeddingStore, key: str) -> DataFrame:
+    """The ``image_id`` of each image never to send through the model again: stored under
+    ``key`` (features or reason), or erased. An id may appear twice."""
+    stored = store.embeddings.filter(F.col("model_key") == key).select("image_id")
+    return stored.unionByName(store.erasures.select("image_id"))
+
+
 def files_to_read(listing: DataFrame, store: EmbeddingStore, key: str) -> DataFrame:
     """The files whose bytes this run needs: new or changed, or whose image lacks an
     embedding by this model (and was not erased)."""
-    done = store.embeddings.filter(F.col("model_key") == key).select("image_id")
-    done = done.unionByName(store.erasures.select("image_id"))
     known = known_files(listing, store)
-    return known.join(done, "image_id", "left_anti").select(*FILE_KEY)
+    return known.join(settled_ids(store, key), "image_id", "left_anti").select(*FILE_KEY)
 
 
 def chunk_results(
@@ -110,8 +115,7 @@ def chunk_results(
         F.sha2("content", 256).alias("image_id"),
         "content",
     ).repartition(partitions, "image_id")
-    done = store.embeddings.filter(F.col("model_key") == key).select("image_id")
-    done = done.unionByName(store.erasures.select("image_id")).distinct()
+    done = settled_ids(store, key).distinct()
     first = F.row_number().over(Window.partitionBy("image_id").orderBy("path")) == 1
     flagged = (
         hashed.join(done.withColumn("done", F.lit(True)), "image_id", "left")

@@ -51,7 +51,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 run: install jars
 ifeq ($(strip $(FRUITS_SHARED)),)
-	$(BIN)/python -m fruits_kedro.fetch --dest data/01_raw
+	$(BIN)/python -m fruits_kedro.tools.fetch --dest data/01_raw
 endif
 	$(BIN)/kedro run --env=$(ENV) $(RUN_PARAMS)
 ifeq ($(ENV),local)

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from pyspark.sql import SparkSession
 
-from fruits_kedro.benchmark import scratch_project
+from fruits_kedro.bench.workspace import scratch_project
 from fruits_kedro.model.mobilenet import WEIGHTS_FILE_NAME, build_model
 
 if TYPE_CHECKING:

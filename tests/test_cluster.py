@@ -28,10 +28,10 @@ import pandas as pd
 import pyspark
 import pytest
 
-from fruits_kedro.corpus import main as corpus_main
 from fruits_kedro.deploy.package import build
 from fruits_kedro.deploy.standalone import ClusterState, free_port, master_json
-from fruits_kedro.spark_events import read_event_log
+from fruits_kedro.observe.spark_events import read_event_log
+from fruits_kedro.tools.corpus import main as corpus_main
 from tests.conftest import (
     PROJECT_ROOT,
     copy_project,
@@ -306,7 +306,7 @@ def test_spark_submit_runs_the_whole_project_on_two_executors(clean: Path, image
     assert failed_tasks(events) == []
     # the packaged logging configuration: plain lines, the summary line at the end
     log = (clean / "spark-submit.log").read_text()
-    assert " INFO fruits_kedro.run_metrics: run complete in " in log
+    assert " INFO fruits_kedro.observe.run_metrics: run complete in " in log
 
 
 def test_a_killed_python_worker_costs_a_retry(cluster, clean, images, weights_file, tmp_path):
@@ -471,7 +471,8 @@ def test_benchmark_compares_the_cluster_with_local_spark(cluster, mini_dir, weig
     command = [
         sys.executable,
         "-m",
-        "fruits_kedro.benchmark",
+        "fruits_kedro.bench",
+        "cluster",
         "--master",
         cluster.state.master_url,
         "--cluster-dir",

@@ -298,7 +298,15 @@ def test_erasure_removes_an_image_everywhere_then_vacuum_deletes_its_files(emr_r
     project, _ = emr_run
     table = read_delta(s3, "04_feature/image_embeddings")
     victim = table[table["reason"].isna()].iloc[0]
-    erase = [sys.executable, "-m", "fruits_kedro.erase", "--env", "emr", "--project", str(project)]
+    erase = [
+        sys.executable,
+        "-m",
+        "fruits_kedro.tools.erase",
+        "--env",
+        "emr",
+        "--project",
+        str(project),
+    ]
 
     command = [*erase, "--path", victim["path"], "--vacuum", "--retention-hours", "0"]
     done = run_command(command, project, aws_env)

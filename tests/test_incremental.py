@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pytest
 
-from fruits_kedro.corpus import make_variant, variant_rng
+from fruits_kedro.tools.corpus import make_variant, variant_rng
 from tests.conftest import copy_project, read_delta, run_kedro, write_bad_files
 from tests.processes import alive, cmdline, descendants, wait_for
 

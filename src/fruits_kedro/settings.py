@@ -4,8 +4,8 @@ from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
 from fruits_kedro.hooks import SparkHooks
-from fruits_kedro.progress import ProgressHooks
-from fruits_kedro.run_metrics import RunMetricsHooks
+from fruits_kedro.observe.progress import ProgressHooks
+from fruits_kedro.observe.run_metrics import RunMetricsHooks
 
 PROGRESS = ProgressHooks()
 # The end-of-run metrics and report include the progress samples.

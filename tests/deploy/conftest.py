@@ -22,10 +22,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import emr_backends
 
 from fruits_kedro import __version__
-from fruits_kedro.deploy.config import DeploySettings, load_settings
-from fruits_kedro.deploy.emr import BotoCaller
+from fruits_kedro.deploy.aws import BotoCaller
+from fruits_kedro.deploy.config import DeploySettings, load_settings, with_stack
 from fruits_kedro.deploy.requests import required_artifacts
-from fruits_kedro.deploy.stack import parse_outputs, read_stack, with_stack
+from fruits_kedro.deploy.stack import parse_outputs, read_stack
 from tests.conftest import PROJECT_ROOT, reset_moto
 
 if TYPE_CHECKING:

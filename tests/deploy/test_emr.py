@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fruits_kedro.deploy import emr
+from fruits_kedro.deploy import aws, emr
 from fruits_kedro.deploy.cli import main
 from tests.deploy.conftest import CONF_DIR
 
@@ -29,9 +29,9 @@ class ScriptedCaller:
 
 
 def test_a_failed_termination_says_how_the_cluster_will_stop(settings):
-    caller = ScriptedCaller({"TerminateJobFlows": emr.DeployError("AccessDenied")})
+    caller = ScriptedCaller({"TerminateJobFlows": aws.DeployError("AccessDenied")})
 
-    with pytest.raises(emr.DeployError) as caught:
+    with pytest.raises(aws.DeployError) as caught:
         emr.terminate(caller, settings, "j-1")
 
     message = str(caught.value)
@@ -48,7 +48,7 @@ def test_failure_details_of_a_step_are_reported():
 
 
 def test_a_cluster_without_step_is_reported():
-    with pytest.raises(emr.DeployError, match="cluster j-1 has no step"):
+    with pytest.raises(aws.DeployError, match="cluster j-1 has no step"):
         emr.latest_step_id(ScriptedCaller({"ListSteps": {"Steps": []}}), "j-1")
 
 
@@ -56,7 +56,7 @@ def test_a_log_uri_that_is_not_s3_is_reported(settings):
     cluster = {"Cluster": {"LogUri": "hdfs:///logs/", "Status": {"State": "WAITING"}}}
     caller = ScriptedCaller({"DescribeCluster": cluster})
 
-    with pytest.raises(emr.DeployError, match="'hdfs:///logs/' is not an S3 URI"):
+    with pytest.raises(aws.DeployError, match="'hdfs:///logs/' is not an S3 URI"):
         emr.step_logs(caller, settings, "j-1", "s-1")
 
 

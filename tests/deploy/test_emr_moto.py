@@ -13,6 +13,7 @@ from moto.emr.models import emr_backends
 
 from fruits_kedro.deploy import emr
 from fruits_kedro.deploy import requests as req
+from fruits_kedro.deploy.aws import BotoCaller
 from fruits_kedro.deploy.cli import main
 from tests.deploy.conftest import (
     CONF_DIR,
@@ -200,7 +201,7 @@ def test_the_configured_instance_types_exist_for_the_release_in_the_region(aws, 
 
 
 def test_boto_caller_signs_for_the_configured_region(aws, settings):
-    caller = emr.BotoCaller(settings.region)
+    caller = BotoCaller(settings.region)
 
     caller.call("emr", "ListClusters", {})
 

@@ -16,8 +16,8 @@ from moto.cloudformation.parsing import get_model_map
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import emr_backends
 
+from fruits_kedro.deploy.aws import BotoCaller
 from fruits_kedro.deploy.cli import main
-from fruits_kedro.deploy.emr import BotoCaller
 from fruits_kedro.deploy.stack import OUTPUT_KEYS, StackError, parse_outputs, read_stack
 from tests.deploy.conftest import (
     CONF_DIR,

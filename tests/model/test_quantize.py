@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from fruits_kedro import int8_benchmark
 from fruits_kedro.model.engines import TFLITE, TFLITE_INT8, export_artifact, get_engine
 from fruits_kedro.model.imaging import decode_image
 from fruits_kedro.model.mobilenet import FEATURE_DIM, build_model, preprocess
 from fruits_kedro.model.quantize import calibration_batches, evenly_spread, to_int8_tflite
-from tests.conftest import jpeg_bytes, write_images
+from tests.conftest import jpeg_bytes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -155,18 +153,3 @@ def test_evenly_spread_is_deterministic_and_covers_the_range():
     assert evenly_spread(items, 5) == [0, 25, 50, 74, 99]
     assert evenly_spread(items, 500) == items
     assert evenly_spread(items, 0) == []
-
-
-def test_benchmark_prints_one_json_line(tmp_path, random_weights, capsys):
-    write_images(tmp_path, classes=2, per_split=4, size=40)
-
-    argv = ["--input-dir", str(tmp_path), "--weights", str(random_weights)]
-    code = int8_benchmark.main([*argv, "--calibration-images", "3", "--input-size", "32"])
-
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert code == 0
-    assert result["images"] == 16
-    assert result["calibration_images"] == 3
-    assert result["int8_model_bytes"] < result["fp32_model_bytes"]
-    assert 0 <= result["fp32_lr_accuracy"] <= 1
-    assert -1 <= result["mean_cosine"] <= 1

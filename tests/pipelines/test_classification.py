@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from fruits_kedro.ml_stages import k_of, with_component_vector
 from fruits_kedro.model.engines import artifact_of
 from fruits_kedro.pipelines.classification import nodes
 from fruits_kedro.pipelines.classification.nodes import (
@@ -19,6 +18,7 @@ from fruits_kedro.pipelines.classification.nodes import (
 )
 from fruits_kedro.pipelines.export.nodes import export_predictor
 from fruits_kedro.pipelines.reduction.nodes import fit_pca, project
+from fruits_kedro.pipelines.stages import k_of, with_component_vector
 
 CLASSES, DIMS = 3, 16
 

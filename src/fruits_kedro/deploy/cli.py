@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fruits_kedro.deploy import emr, stack
-from fruits_kedro.deploy.config import ConfigError, load_settings
+from fruits_kedro.deploy import aws, emr, stack
+from fruits_kedro.deploy.config import ConfigError, load_settings, with_stack
 from fruits_kedro.deploy.estimate import estimate
 from fruits_kedro.deploy.regions import RegionNotAllowedError
 from fruits_kedro.deploy.validate import RequestValidationError
@@ -44,7 +44,7 @@ NOTHING_LAUNCHED = (
     RequestValidationError,
     stack.StackError,
     emr.MissingArtifactsError,
-    emr.MissingCredentialsError,
+    aws.MissingCredentialsError,
 )
 EXIT_FAILED, EXIT_NOT_LAUNCHED = 1, 2
 SECONDS_PER_MINUTE = 60.0
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(COMMANDS[args.command](args))
         except NOTHING_LAUNCHED as exc:
             return _fail(exc, EXIT_NOT_LAUNCHED)
-        except emr.DeployError as exc:
+        except aws.DeployError as exc:
             return _fail(exc, EXIT_FAILED)
 
 
@@ -161,25 +161,25 @@ def _positive_int(text: str) -> int:
 
 def _setup(
     args: argparse.Namespace, *, needs_dist: bool = False, needs_stack: bool = False
-) -> tuple[DeploySettings, emr.AwsCaller]:
+) -> tuple[DeploySettings, aws.AwsCaller]:
     """Local checks first (settings, region, ``dist/``), then the caller: printer or boto3;
     then, if ``needs_stack``, the stack's outputs."""
     settings = load_settings(args.conf_dir, args.region)
     if needs_dist:
         emr.dist_files(args.dist)
-    caller: emr.AwsCaller
+    caller: aws.AwsCaller
     if args.dry_run:
         logger.info("dry run: the requests below are printed, none is sent")
-        caller = emr.DryRunCaller(settings.region, sys.stdout)
+        caller = aws.DryRunCaller(settings.region, sys.stdout)
     else:
-        caller = emr.BotoCaller(settings.region)
+        caller = aws.BotoCaller(settings.region)
     if needs_stack:
-        settings = stack.with_stack(settings, _stack_outputs(args, settings, caller))
+        settings = with_stack(settings, _stack_outputs(args, settings, caller))
     return settings, caller
 
 
 def _stack_outputs(
-    args: argparse.Namespace, settings: DeploySettings, caller: emr.AwsCaller
+    args: argparse.Namespace, settings: DeploySettings, caller: aws.AwsCaller
 ) -> stack.StackOutputs:
     """From ``--stack-outputs``, else ``DescribeStacks`` (sent for real, also in a dry run)."""
     name = args.stack or settings.cluster.stack
@@ -188,9 +188,9 @@ def _stack_outputs(
     if not args.dry_run:
         return stack.read_stack(caller, name)
     try:
-        reader = emr.BotoCaller(settings.region)
-    except emr.MissingCredentialsError as exc:
-        raise emr.MissingCredentialsError(
+        reader = aws.BotoCaller(settings.region)
+    except aws.MissingCredentialsError as exc:
+        raise aws.MissingCredentialsError(
             f"{exc}; a dry run reads the outputs of stack {name!r} (DescribeStacks, read-only): "
             "log in, or pass --stack-outputs with a saved `aws cloudformation describe-stacks`"
         ) from exc

@@ -337,3 +337,17 @@ def _check_fleet(fleet: Fleet, key: str, cluster: ClusterSettings, where: str) -
     for name in fleet.instance_types:
         if name not in cluster.prices:
             raise config_error(where, f"{key}.instance_types", f"{name} not in prices")
+
+
+def with_stack(settings: DeploySettings, outputs: StackOutputs) -> DeploySettings:
+    """``settings`` launched on the stack: its buckets win over those of ``globals.yml``."""
+    for kind in ("dataset", "results"):
+        configured, actual = getattr(settings, f"{kind}_bucket"), getattr(outputs, f"{kind}_bucket")
+        if configured != actual:
+            logger.info("%s bucket: %s (stack %s), not %s", kind, actual, outputs.name, configured)
+    return dataclasses.replace(
+        settings,
+        dataset_bucket=outputs.dataset_bucket,
+        results_bucket=outputs.results_bucket,
+        stack=outputs,
+    )

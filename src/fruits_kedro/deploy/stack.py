@@ -7,19 +7,17 @@ buckets, KMS key and log URI are read from CloudFormation ``DescribeStacks``, or
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fruits_kedro.deploy.emr import DeployError, MissingCredentialsError
+from fruits_kedro.deploy.aws import DeployError, MissingCredentialsError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from fruits_kedro.deploy.config import DeploySettings
-    from fruits_kedro.deploy.emr import AwsCaller
+    from fruits_kedro.deploy.aws import AwsCaller
 
 logger = logging.getLogger(__name__)
 
@@ -130,17 +128,3 @@ def parse_outputs(name: str, response: Any, where: str) -> StackOutputs:
     # One private subnet today; a comma-separated list of them is taken as it comes.
     fields["subnet_ids"] = tuple(item.strip() for item in fields["subnet_ids"].split(","))
     return StackOutputs(name=name, **fields)
-
-
-def with_stack(settings: DeploySettings, outputs: StackOutputs) -> DeploySettings:
-    """``settings`` launched on the stack: its buckets win over those of ``globals.yml``."""
-    for kind in ("dataset", "results"):
-        configured, actual = getattr(settings, f"{kind}_bucket"), getattr(outputs, f"{kind}_bucket")
-        if configured != actual:
-            logger.info("%s bucket: %s (stack %s), not %s", kind, actual, outputs.name, configured)
-    return dataclasses.replace(
-        settings,
-        dataset_bucket=outputs.dataset_bucket,
-        results_bucket=outputs.results_bucket,
-        stack=outputs,
-    )

@@ -25,7 +25,7 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from fruits_kedro.ml_stages import (
+from fruits_kedro.pipelines.stages import (
     COMPONENTS,
     COMPONENTS_VECTOR,
     k_of,

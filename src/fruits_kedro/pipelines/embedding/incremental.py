@@ -27,7 +27,7 @@ from pyspark.sql.types import (
 from fruits_kedro.datasets.embedding_store_dataset import EmbeddingStore
 from fruits_kedro.model.engines import ModelArtifact, get_engine
 from fruits_kedro.model.featurize import featurize
-from fruits_kedro.spark_utils import REASON
+from fruits_kedro.pipelines.frames import REASON
 
 LISTING_COLUMNS = ["path", "label", "split", "size_bytes", "modified"]
 FILE_KEY = ["path", "size_bytes", "modified"]

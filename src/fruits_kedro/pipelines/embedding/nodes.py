@@ -41,7 +41,7 @@ from fruits_kedro.pipelines.embedding.incremental import (
     run_changes,
     settings,
 )
-from fruits_kedro.spark_utils import REASON, embedded, quarantined
+from fruits_kedro.pipelines.frames import REASON, embedded, quarantined
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from pyspark.ml.classification import (
 )
 from pyspark.ml.feature import StandardScalerModel
 
-from fruits_kedro.ml_stages import labels_of, pca_stage
 from fruits_kedro.model.engines import ModelArtifact
 from fruits_kedro.model.predictor import Dense, Predictor
+from fruits_kedro.pipelines.stages import labels_of, pca_stage
 
 
 def _stage(model: PipelineModel, kind: type) -> Any:

@@ -25,10 +25,10 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
-from fruits_kedro.ml_stages import COMPONENTS, pca_stage
 from fruits_kedro.model.pca import Moments, Spectrum, moments_of, spectrum_of
 from fruits_kedro.model.pca import project as pca_project
-from fruits_kedro.spark_utils import embedded
+from fruits_kedro.pipelines.frames import embedded
+from fruits_kedro.pipelines.stages import COMPONENTS, pca_stage
 
 logger = logging.getLogger(__name__)
 

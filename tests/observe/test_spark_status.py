@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fruits_kedro.spark_status import NodeJobs, listed_files
+from fruits_kedro.observe.spark_status import NodeJobs, listed_files
 
 
 def test_job_status_sums_the_tagged_jobs_only(spark, tmp_path):

@@ -1,18 +1,25 @@
 """The embedding pipeline on a standalone cluster against local Spark, on the same images
-(``python -m fruits_kedro.benchmark --master spark://…``)."""
+(``bench cluster --master spark://…``).
+
+The embedding pipeline runs on that standalone cluster (``cluster`` environment, the executors'
+Python of ``--cluster-dir``), then on local Spark with as many cores as the cluster's executors:
+``cluster_img_s``, ``local_img_s``, ``ratio``, the executors' start-up (application start to
+executor registered) and the first embedding task of each executor against the median task (the
+broadcast and engine build).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import SparkSession
 
-from fruits_kedro import spark_events
-from fruits_kedro.benchmark import (
+from fruits_kedro.bench.workspace import (
     bytes_written,
+    environment,
     project_context,
     run_pipelines,
     runtime_params,
@@ -20,26 +27,13 @@ from fruits_kedro.benchmark import (
     workspace,
 )
 from fruits_kedro.deploy.standalone import ClusterState
-from fruits_kedro.run_metrics import EMBEDDING_NODE
+from fruits_kedro.observe import spark_events
+from fruits_kedro.observe.run_metrics import EMBEDDING_NODE
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterator
-    from pathlib import Path
 
 EVENTS = "logs/spark-events"
-
-
-@contextlib.contextmanager
-def environment(**variables: str) -> Iterator[None]:
-    """Set environment variables for one run; restore them (and the workers' Python) after."""
-    saved = dict(os.environ)
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def timed_run(project: Path, params: dict[str, Any], env: str) -> dict[str, Any]:
@@ -66,8 +60,17 @@ def timed_run(project: Path, params: dict[str, Any], env: str) -> dict[str, Any]
     }
 
 
-def cluster_vs_local(args: argparse.Namespace) -> dict[str, Any]:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``bench cluster``, besides the shared ones."""
+    parser.add_argument("--master", required=True, help="the standalone master's URL")
+    parser.add_argument(
+        "--cluster-dir", type=Path, default=Path(".cluster"), help="of fruits-cluster up"
+    )
+
+
+def run(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
     """The cluster at ``args.master``, then local Spark, on the same images."""
+    del files  # both runs list the input folder themselves
     state = ClusterState.read(args.cluster_dir.resolve())
     if state is None:
         raise SystemExit(f"no cluster recorded in {args.cluster_dir}: run make cluster-up")

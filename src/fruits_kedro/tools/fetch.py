@@ -5,7 +5,7 @@ CC BY-SA 4.0, Mihai Oltean), listed through the GitHub REST "contents" API and t
 downloaded from each file's ``download_url``. The sample keeps the dataset's layout,
 ``<dest>/<Training|Test>/<Class>/<file>``, so the pipeline reads it like the full copy::
 
-    python -m fruits_kedro.fetch --dest data/01_raw --classes 8 --per-class 6
+    python -m fruits_kedro.tools.fetch --dest data/01_raw --classes 8 --per-class 6
 
 Nothing is downloaded when ``--dest`` already holds images, unless ``--force`` is given.
 Only the standard library is used; ``GITHUB_TOKEN``, when set, authenticates the API calls.
@@ -268,7 +268,7 @@ def _positive(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     """Build the command-line parser."""
-    parser = argparse.ArgumentParser(prog="python -m fruits_kedro.fetch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m fruits_kedro.tools.fetch", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add = parser.add_argument
     add("--dest", type=Path, required=True, help="folder to fill, e.g. data/01_raw")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fruits_kedro import benchmark
+from fruits_kedro.bench.__main__ import main
+from fruits_kedro.bench.workspace import runtime_params
 from tests.conftest import PROJECT_ROOT, write_images
 
 
@@ -20,7 +21,7 @@ def test_runtime_params_nest_dotted_keys_like_kedro():
         engine="keras",
         params="embedding.batch_size=8,reduction.k=5",
     )
-    assert benchmark.runtime_params(args) == {
+    assert runtime_params(args) == {
         "input_dir": "/img",
         "weights": "/w.h5",
         "image": {"input_size": 128},
@@ -32,8 +33,9 @@ def test_runtime_params_nest_dotted_keys_like_kedro():
 def test_benchmark_prints_pipeline_ceiling_and_keras_figures(tmp_path, random_weights):
     images = write_images(tmp_path / "images", classes=2, per_split=4)
 
-    code = benchmark.main(
+    code = main(
         [
+            "embedding",
             "--input-dir",
             str(tmp_path / "images"),
             "--weights",
@@ -66,9 +68,9 @@ def test_end_to_end_benchmark_times_the_whole_run(tmp_path, random_weights):
     images = write_images(tmp_path / "images", classes=3, per_split=4)
     (tmp_path / "images/Test/Fruit 0/empty.jpg").write_bytes(b"")
 
-    code = benchmark.main(
+    code = main(
         [
-            "--end-to-end",
+            "end-to-end",
             "--input-dir",
             str(tmp_path / "images"),
             "--weights",
@@ -106,3 +108,18 @@ def test_end_to_end_benchmark_times_the_whole_run(tmp_path, random_weights):
     assert result["input_bytes"] == sum(
         f.stat().st_size for f in (tmp_path / "images").rglob("*.jpg")
     )
+
+
+def test_int8_benchmark_prints_one_json_line(tmp_path, random_weights, capsys):
+    write_images(tmp_path, classes=2, per_split=4, size=40)
+
+    argv = ["--input-dir", str(tmp_path), "--weights", str(random_weights)]
+    code = main(["int8", *argv, "--calibration-images", "3", "--input-size", "32"])
+
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0
+    assert result["images"] == 16
+    assert result["calibration_images"] == 3
+    assert result["int8_model_bytes"] < result["fp32_model_bytes"]
+    assert 0 <= result["fp32_lr_accuracy"] <= 1
+    assert -1 <= result["mean_cosine"] <= 1

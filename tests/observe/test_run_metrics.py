@@ -10,7 +10,7 @@ from kedro.pipeline import Pipeline
 from kedro_datasets.text import TextDataset
 
 from fruits_kedro.datasets import PlotDataset
-from fruits_kedro.run_metrics import (
+from fruits_kedro.observe.run_metrics import (
     EMBEDDING_NODE,
     RunMetricsHooks,
     location,

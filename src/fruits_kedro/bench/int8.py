@@ -5,7 +5,7 @@ deterministic subset of the Training images), embeds every image of ``--input-di
 engines in this one process, then compares the Test-split accuracy of two classifiers fitted on
 the Training features of each engine::
 
-    python -m fruits_kedro.int8_benchmark [--input-dir DIR] [--weights FILE]
+    python -m fruits_kedro.bench int8 [--input-dir DIR] [--weights FILE]
         [--calibration-images 200] [--input-size 224]
 
 Inference is timed interleaved (alternating chunks of images between the engines, each chunk
@@ -15,8 +15,6 @@ one JSON object.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import time
@@ -26,13 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fruits_kedro.fetch import IMAGE_SUFFIXES
+from fruits_kedro.bench.reference import knn_accuracy, unit_rows
 from fruits_kedro.model.engines import TFLITE, TFLITE_INT8, export_artifact, get_engine
 from fruits_kedro.model.imaging import decode_image
-from fruits_kedro.model.mobilenet import WEIGHTS_FILE_NAME, load_weights
+from fruits_kedro.model.mobilenet import load_weights
 from fruits_kedro.model.quantize import calibration_batches, evenly_spread
 
 if TYPE_CHECKING:
+    import argparse
+
     from fruits_kedro.model.engines import Engine, ModelArtifact
 
 logger = logging.getLogger(__name__)
@@ -50,34 +50,19 @@ class Dataset:
     splits: np.ndarray
 
     @classmethod
-    def scan(cls, root: Path) -> Dataset:
-        """Every image below ``root``, its class and split read from its folders."""
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    def of(cls, files: list[Path]) -> Dataset:
+        """``files``, each one's class and split read from its folders."""
         labels = np.array([p.parent.name for p in files])
         splits = np.array([p.parent.parent.name for p in files])
         return cls(files, labels, splits)
 
 
-def shared_folder() -> Path:
-    """The folder of shared images and weights: ``$FRUITS_SHARED`` or ``../shared``."""
-    return Path(os.environ.get("FRUITS_SHARED") or "../shared")
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line options; defaults read the shared sample and weights."""
-    parser = argparse.ArgumentParser(
-        prog="python -m fruits_kedro.int8_benchmark", description=__doc__
-    )
-    parser.add_argument(
-        "--input-dir", type=Path, default=shared_folder() / "data/fruits-360-sample"
-    )
-    parser.add_argument("--weights", default=str(shared_folder() / "models" / WEIGHTS_FILE_NAME))
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``bench int8``, besides the shared ones."""
     parser.add_argument("--calibration-images", type=int, default=200)
-    parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--chunk", type=int, default=256, help="images per timed turn")
     parser.add_argument("--resample", default="bilinear")
-    return parser.parse_args(argv)
 
 
 def decoded(files: list[Path], size: int, resample: str) -> np.ndarray:
@@ -104,19 +89,6 @@ def embed_interleaved(
             seconds[name] += time.perf_counter() - began
         logger.info("embedded %d / %d images", start + len(pixels), len(files))
     return {name: np.concatenate(parts) for name, parts in features.items()}, seconds
-
-
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length."""
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-
-
-def knn_accuracy(
-    train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray
-) -> float:
-    """Test accuracy of a cosine 1-nearest-neighbour on the Training features."""
-    nearest = y_train[(unit_rows(test) @ unit_rows(train).T).argmax(axis=1)]
-    return float((nearest == y_test).mean())
 
 
 def pca_standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,22 +169,17 @@ def export_both(
     return fp32, int8, len(chosen)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the measurement and print its JSON line."""
-    args = parse_args(argv)
-    data = Dataset.scan(args.input_dir)
-    if not data.files:
-        raise SystemExit(f"no image below {args.input_dir}: pass --input-dir")
+def run(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
+    """Both engines on every image, timed interleaved, and their Test-split accuracies."""
+    data = Dataset.of(files)
     fp32, int8, calibrated = export_both(args, data)
     engines = {"fp32": get_engine(fp32), "int8": get_engine(int8)}
     for engine in engines.values():  # warm-up: allocation, kernels
         engine(np.zeros((args.batch_size, args.input_size, args.input_size, 3), np.uint8))
     features, seconds = embed_interleaved(data.files, engines, args)
-    report = _report(
+    return _report(
         data, features=features, seconds=seconds, fp32=fp32, int8=int8, calibrated=calibrated
     )
-    print(json.dumps(report))  # noqa: T201  (the measurement's output)
-    return 0
 
 
 def _report(
@@ -243,8 +210,3 @@ def _report(
         "int8_model_bytes": len(int8.payload),
         "fp32_model_bytes": len(fp32.payload),
     }
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    raise SystemExit(main())

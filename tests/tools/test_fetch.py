@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import pytest
 from PIL import Image
 
-from fruits_kedro import fetch
-from fruits_kedro.fetch import has_images, main, spaced
+from fruits_kedro.tools import fetch
+from fruits_kedro.tools.fetch import has_images, main, spaced
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -127,7 +127,7 @@ def server(repo: Path) -> Iterator[FakeGitHub]:
 def _quiet_env(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """No real token leaks into the tests; the downloader's INFO logs are captured."""
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
-    caplog.set_level(logging.INFO, logger="fruits_kedro.fetch")
+    caplog.set_level(logging.INFO, logger="fruits_kedro.tools.fetch")
 
 
 def run(server_url: str, dest: Path, *extra: str) -> int:

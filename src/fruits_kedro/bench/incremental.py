@@ -1,6 +1,6 @@
 """The incremental figures: a first run, the same run again, 200 new images, a killed run.
 
-``python -m fruits_kedro.incremental_benchmark`` runs ``kedro run --pipeline embedding`` (the
+``bench incremental`` runs ``kedro run --pipeline embedding`` (the
 listing, the embedding store, this run's embeddings) as a user does, in a scratch project over a
 linked copy of the images, and prints one JSON document:
 
@@ -16,7 +16,6 @@ Each run's ``wall_s`` is the command's wall time (JVM start included); ``run_s``
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -25,41 +24,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fruits_kedro.benchmark import scratch_project, shared_folder, workspace
-from fruits_kedro.corpus import make_variant, variant_rng
-from fruits_kedro.model.mobilenet import WEIGHTS_FILE_NAME
+from fruits_kedro.bench.workspace import link_tree, scratch_project, workspace
+from fruits_kedro.tools.corpus import make_variant, variant_rng
 
-PROJECT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    import argparse
+
 STORE_LOG = Path("data/04_feature/embedding_store/embeddings/_delta_log")
 SEED = 11  # the new images: variants drawn from a fixed seed
 NEW_FOLDER = "Training/New arrivals"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    shared = shared_folder()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input-dir", type=Path, default=shared / "data/fruits-360-sample")
-    parser.add_argument("--weights", type=Path, default=shared / "models" / WEIGHTS_FILE_NAME)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``bench incremental``, besides the shared ones."""
     parser.add_argument("--new", type=int, default=200, help="images added for the third run")
     parser.add_argument("--chunk-size", type=int, default=1000, help="embedding.chunk_size")
-    parser.add_argument("--project-dir", type=Path, default=PROJECT)
-    parser.add_argument("--keep", type=Path, help="run in this new folder and keep it")
-    parser.add_argument("--output", type=Path, help="also write the JSON result to this file")
-    return parser.parse_args(argv)
-
-
-def link_tree(source: Path, target: Path) -> None:
-    """``target`` with the files of ``source``, hard-linked where the file system allows."""
-
-    def link(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(source, target, copy_function=link)
 
 
 def add_variants(images: Path, count: int) -> None:
@@ -152,9 +133,9 @@ def killed_run(project: Path, images: Path, args: argparse.Namespace, total: int
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the four measurements and print them as JSON."""
-    args = parse_args(argv)
+def run(files: list[Path], args: argparse.Namespace) -> dict[str, Any]:
+    """The four measurements."""
+    del files  # each run lists its folder itself
     with workspace(args.keep) as tmp:
         images = tmp / "images"
         link_tree(args.input_dir.resolve(), images)
@@ -166,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(images / NEW_FOLDER)
         fresh = scratch_project(args.project_dir.resolve(), tmp / "killed")
         killed = killed_run(fresh, images, args, first["images"]["read"])
-    result = {
+    return {
         "first": first,
         "rerun": rerun,
         "new_images": added,
@@ -174,12 +155,3 @@ def main(argv: list[str] | None = None) -> int:
         "new_images_wall_ratio": round(added["wall_s"] / first["wall_s"], 3),
         "killed": killed,
     }
-    text = json.dumps(result, indent=2)
-    if args.output:
-        args.output.write_text(text)
-    print(text)  # noqa: T201
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

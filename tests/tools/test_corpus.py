@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fruits_kedro.corpus import MARKER, CorpusError, Job, main, plan
+from fruits_kedro.tools.corpus import MARKER, CorpusError, Job, main, plan
 from tests.conftest import jpeg_bytes, noisy_jpeg_bytes, write_images
 
 VARIANT = re.compile(r"^(?P<stem>.+)_aug(?P<k>\d+)\.jpg$")

@@ -16,9 +16,9 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import node
 from rich.console import Console
 
-from fruits_kedro import logs
-from fruits_kedro.progress import ProgressHooks, Snapshot, clock
-from fruits_kedro.spark_status import Status
+from fruits_kedro.observe import logs
+from fruits_kedro.observe.progress import ProgressHooks, Snapshot, clock
+from fruits_kedro.observe.spark_status import Status
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -70,10 +70,10 @@ def test_a_node_that_writes_the_images_reports_them_with_total_rate_and_eta(
 ):
     hooks = ProgressHooks()
 
-    with caplog.at_level(logging.INFO, logger="fruits_kedro.progress"):
+    with caplog.at_level(logging.INFO, logger="fruits_kedro.observe.progress"):
         run_like_kedro(hooks, images, str(tmp_path / "out.parquet"))
 
-    lines = [r.getMessage() for r in caplog.records if r.name == "fruits_kedro.progress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "fruits_kedro.observe.progress"]
     running = [line for line in lines if "ETA" in line]
     assert running, lines
     assert re.match(rf"embedding\.embed_images: \d+/{ROWS} images \(\d+ %\)", running[0])
@@ -101,13 +101,13 @@ def test_a_terminal_gets_a_live_bar_instead_of_lines(images, tmp_path, caplog, m
     monkeypatch.setattr(rich, "get_console", lambda: console)
     hooks = ProgressHooks()
 
-    with caplog.at_level(logging.INFO, logger="fruits_kedro.progress"):
+    with caplog.at_level(logging.INFO, logger="fruits_kedro.observe.progress"):
         run_like_kedro(hooks, images, str(tmp_path / "out.parquet"))
 
     drawn = screen.getvalue()
     assert "━" in drawn
     assert re.search(rf"embedding\.embed_images: \d+/{ROWS} images", drawn)
-    lines = [r.getMessage() for r in caplog.records if r.name == "fruits_kedro.progress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "fruits_kedro.observe.progress"]
     assert len(lines) == 1  # the last one only: the bar showed the others
     assert lines[0].startswith(f"embedding.embed_images: done, {ROWS}/{ROWS} images")
 
@@ -118,7 +118,7 @@ def test_other_nodes_count_spark_tasks(spark, caplog):
     counting = node(lambda df: df.count(), "table", "rows", name="reduction.fit_pca")
     hooks.before_pipeline_run(catalog)
 
-    with caplog.at_level(logging.INFO, logger="fruits_kedro.progress"):
+    with caplog.at_level(logging.INFO, logger="fruits_kedro.observe.progress"):
         hooks.before_node_run(counting)
         spark.range(0, 64, numPartitions=4).mapInPandas(slow_rows, "id long").count()
         hooks.after_node_run(counting, {"table": spark.range(10)}, {"rows": 64})
@@ -138,7 +138,7 @@ def test_the_thread_stops_when_the_node_fails(spark, caplog):
     hooks.before_node_run(failing)
     assert len(progress_threads()) == 1
 
-    with caplog.at_level(logging.INFO, logger="fruits_kedro.progress"):
+    with caplog.at_level(logging.INFO, logger="fruits_kedro.observe.progress"):
         hooks.on_node_error(failing)
 
     assert not progress_threads()

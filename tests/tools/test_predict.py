@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fruits_kedro.predict import main
+from fruits_kedro.tools.predict import main
 from tests.conftest import read_delta
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.shared, pytest.mark.e2e]
 
 def predict(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "fruits_kedro.predict", *map(str, args)],
+        [sys.executable, "-m", "fruits_kedro.tools.predict", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -43,7 +43,7 @@ def spark_predictions(mini_run: MiniRun) -> pd.DataFrame:
 
 def test_the_console_script_is_installed():
     scripts = {e.name: e.value for e in metadata.entry_points(group="console_scripts")}
-    assert scripts["fruits-predict"] == "fruits_kedro.predict:main"
+    assert scripts["fruits-predict"] == "fruits_kedro.tools.predict:main"
 
 
 def test_top_labels_match_the_spark_pipeline(mini_run, spark_predictions, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from kedro.logging import RichHandler
 
-from fruits_kedro import logs
+from fruits_kedro.observe import logs
 from tests.conftest import PROJECT_ROOT
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from kedro.pipeline.node import Node
     from matplotlib.figure import Figure
 
-    from fruits_kedro.progress import ProgressHooks
+    from fruits_kedro.observe.progress import ProgressHooks
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Every source image below ``--source`` is copied unchanged, then augmented variants are added
 round-robin over the sources until ``--images`` files exist under ``--dest``::
 
-    python -m fruits_kedro.corpus --source DIR --dest DIR --images 32000 [--seed 0]
+    python -m fruits_kedro.tools.corpus --source DIR --dest DIR --images 32000 [--seed 0]
 
 A variant keeps its source's ``<split>/<class>`` folder and is named ``<stem>_aug<k>.jpg``
 (k-th variant of that source). Flips, a small rotation on white, a crop of 85-100 % resized
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-from fruits_kedro.fetch import IMAGE_SUFFIXES, spaced, write_atomic
+from fruits_kedro.tools.fetch import IMAGE_SUFFIXES, spaced, write_atomic
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -336,7 +336,9 @@ def _quality(text: str) -> tuple[int, int]:
 
 def _parser() -> argparse.ArgumentParser:
     """Build the command-line parser."""
-    parser = argparse.ArgumentParser(prog="python -m fruits_kedro.corpus", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m fruits_kedro.tools.corpus", description=__doc__
+    )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add = parser.add_argument
     add("--source", type=Path, required=True, help="Fruits-360 folder: <split>/<class>/<image>")

@@ -25,8 +25,8 @@ from kedro.framework.hooks import hook_impl
 from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame, SparkSession
 
-from fruits_kedro import logs
-from fruits_kedro.spark_status import NodeJobs, Status, listed_files
+from fruits_kedro.observe import logs
+from fruits_kedro.observe.spark_status import NodeJobs, Status, listed_files
 
 if TYPE_CHECKING:
     from kedro.io import CatalogProtocol

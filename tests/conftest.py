@@ -32,10 +32,22 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The JVMs of the runs the tests start (Spark drivers, executors, masters, workers) live for a
 # minute or less: the quick C1 compiler alone starts them faster than tiered compilation, whose
-# optimising C2 threads compete for the two cores with the work. The tests' own long-lived
-# session keeps the JVM's default (see ``spark``), as does a user's own setting.
+# optimising C2 threads compete for the two cores with the work. C1 alone reserves 48 MB of code
+# cache, which a Spark JVM fills in about a minute (then runs without a JIT): 240 MB, tiered
+# compilation's default, holds. Runs whose whole output a test reads (the mini run) and the
+# tests' own long-lived session keep the user's JVM settings instead (``user_environment``).
 _USER_JAVA_OPTIONS = os.environ.get("JAVA_TOOL_OPTIONS")
-os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
+SHORT_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+os.environ.setdefault("JAVA_TOOL_OPTIONS", SHORT_JVM_OPTIONS)
+
+
+def user_environment() -> dict[str, str]:
+    """This process's environment with the user's own JVM options, not the tests'."""
+    environment = dict(os.environ)
+    environment.pop("JAVA_TOOL_OPTIONS", None)
+    if _USER_JAVA_OPTIONS is not None:
+        environment["JAVA_TOOL_OPTIONS"] = _USER_JAVA_OPTIONS
+    return environment
 
 
 def shared_dir() -> Path:
@@ -319,6 +331,7 @@ def mini_run(tmp_path_factory, mini_dir, weights_file) -> MiniRun:
         "--env=local",
         "--params",
         f"input_dir={images},weights={weights_file},reduction.k={MINI_RUN_K}",
+        env=user_environment(),  # its log is read whole: as a user's run prints it
     )
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

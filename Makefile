@@ -15,10 +15,9 @@ export FRUITS_SHARED
 RUN_PARAMS = --params "input_dir=$(abspath $(FRUITS_SHARED))/data/fruits-360-mini,weights=$(abspath $(FRUITS_SHARED))/models/$(WEIGHTS_FILE)"
 endif
 
-# Delta Lake for Spark 4.1 (every run) and Spark's S3A connector (local runs against S3; EMR
-# ships both): fetched into ~/.m2, from where spark.jars.packages resolves them.
-DELTA_JARS = io.delta:delta-spark_4.1_2.13:4.2.0 io.delta:delta-storage:4.2.0
-S3A_JARS = org.apache.hadoop:hadoop-aws:3.4.2 software.amazon.awssdk:bundle:2.29.52
+# Delta Lake for Spark 4.1 (every run) and Spark's S3A connector (runs against S3 off EMR; EMR
+# ships both), as listed by fruits_kedro.deploy.jars: fetched into ~/.m2, where a run finds them.
+JARS = $(BIN)/python -m fruits_kedro.deploy.jars
 M2_GET = org.apache.maven.plugins:maven-dependency-plugin:3.8.1:get
 
 # A Spark standalone cluster on this machine (127.0.0.1 only): `make cluster-up WORKERS=2`.
@@ -69,11 +68,11 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.lock
 	$(CHECKOV_VENV)/bin/pip install --quiet --requirement requirements-checkov.lock
 	touch $@
 
-jars:
+jars: install
 	@if command -v mvn >/dev/null; then \
-	  for artifact in $(DELTA_JARS); do \
-	    mvn -B -q $(M2_GET) -Dtransitive=false -Dartifact=$$artifact || exit 1; done; \
-	  for artifact in $(S3A_JARS); do mvn -B -q $(M2_GET) -Dartifact=$$artifact || exit 1; done; \
+	  for artifact in $$($(JARS) delta) $$($(JARS) s3a); do \
+	    out=$$(mvn -B -q $(M2_GET) -Dtransitive=false -Dartifact=$$artifact 2>&1) \
+	      || { echo "$$out"; exit 1; }; done; \
 	else echo "mvn not found: Spark fetches Delta itself; the S3 tests will be skipped"; fi
 
 # `make package`: the artifacts of a cluster in dist/, with a wheelhouse (the nodes install
@@ -123,3 +122,4 @@ viz: install
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .coverage
+

@@ -18,6 +18,18 @@ pytestmark = [pytest.mark.shared, pytest.mark.e2e]
 MINI_IMAGES, MINI_CLASSES = 72, 8
 # conf/logging.yml: one line per record, whatever its length
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: ")
+# What a quiet run may print besides its log lines: the JVM's notice of the vector module Spark's
+# launcher always adds, and Spark's note that another application holds the UI's port.
+EXPECTED_JVM_LINES = (
+    re.compile(r"WARNING: Using incubator modules: jdk\.incubator\.vector$"),
+    re.compile(r"\S+ \S+ WARN Utils: Service 'SparkUI' could not bind on port \d+\. Attempting"),
+)
+SPARK_LINE = re.compile(r"\d\d/\d\d/\d\d \d\d:\d\d:\d\d (?:TRACE|DEBUG|INFO|WARN|ERROR|FATAL) ")
+PYTHON_WARNING = re.compile(r"\b\w*Warning: |^\s*warnings\.warn\(")
+JAVA_TRACE = re.compile(
+    r"^\s+at [\w$.]+\(|^Caused by: |^Exception in thread |^\S+(?:Exception|Error): "
+)
+IVY = re.compile(r":: resolving dependencies ::|:: loading settings ::|Ivy Default Cache|confs: \[")
 NATIVE_CHATTER = (
     "XNNPACK delegate",
     "absl::InitializeLog",
@@ -195,7 +207,7 @@ def test_the_log_shows_the_embedding_progress_chunk_by_chunk(finished_run):
     assert re.search(rf"{read} file\(s\) to read, in 1 chunk\(s\)", result.stdout)
     assert re.search(rf"chunk 1/1: {read} file\(s\)", result.stdout)
     lines = re.findall(
-        r"fruits_kedro\.progress: embedding\.embed_images: (.*)$", result.stdout, re.M
+        r"fruits_kedro\.observe\.progress: embedding\.embed_images: (.*)$", result.stdout, re.M
     )
     assert lines, result.stdout[-3000:]
     for line in lines[:-1]:  # every few seconds while the node runs (none if it is quick)
@@ -229,6 +241,42 @@ def test_log_lines_are_whole_and_the_last_one_sums_the_run_up(finished_run):
     )
     assert summary, lines[-1]
     assert Path(summary.group(1)).resolve() == (data / "08_reporting/run_report.html").resolve()
+
+
+def test_a_run_prints_no_warning_stack_trace_or_chatter(finished_run):
+    """Only log lines, the quarantined files' warnings among them, and the JVM's notices."""
+    _, bad, result = finished_run
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    unexpected = [
+        line
+        for line in lines
+        if not LOG_LINE.match(line) and not any(e.match(line) for e in EXPECTED_JVM_LINES)
+    ]
+    assert unexpected == []
+    assert [line for line in lines if PYTHON_WARNING.search(line)] == []
+    assert [line for line in lines if JAVA_TRACE.search(line)] == []
+    assert [line for line in lines if IVY.search(line)] == []
+    warnings = [line for line in lines if re.match(r"\S+ \S+ WARNING ", line)]
+    assert all(" fruits_kedro." in line for line in warnings), warnings
+    assert len(warnings) <= len(bad)  # about the user's data only
+
+
+def test_the_quiet_run_check_catches_each_kind_of_noise():
+    for noise in (
+        "/x/omegaconf.py:881: UserWarning: register_new_resolver() is deprecated",
+        "\tat org.apache.spark.util.Utils$.tryLogNonFatalError(Utils.scala:1)",
+        "java.io.FileNotFoundException: /tmp/x/appstatus_local-1.inprogress does not exist",
+        ":: resolving dependencies :: org.apache.spark#spark-submit-parent;1.0",
+        "26/12/04 01:35:42 WARN NativeCodeLoader: Unable to load native-hadoop library",
+    ):
+        quiet = LOG_LINE.match(noise) or any(e.match(noise) for e in EXPECTED_JVM_LINES)
+        assert not quiet, noise
+        assert (
+            PYTHON_WARNING.search(noise)
+            or JAVA_TRACE.search(noise)
+            or IVY.search(noise)
+            or SPARK_LINE.match(noise)
+        ), noise
 
 
 def test_no_native_start_up_chatter(finished_run):

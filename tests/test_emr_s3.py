@@ -19,6 +19,7 @@ import pandas as pd
 import pyspark
 import pytest
 
+from fruits_kedro.deploy import jars
 from fruits_kedro.deploy.package import build
 from fruits_kedro.model.mobilenet import WEIGHTS_FILE_NAME
 from tests.conftest import (
@@ -38,22 +39,19 @@ REGION = "eu-west-1"
 DATASET, RESULTS = "fruits-dataset-bucket", "fruits-results-bucket"
 IMAGES_PREFIX, RESULTS_PREFIX = "fruits-360", "fruits-kedro"
 WEIGHTS_KEY = f"models/{WEIGHTS_FILE_NAME}"
-# EMR ships S3A and Delta; off EMR the run names both (FRUITS_SPARK_PACKAGES replaces the list).
-S3A_PACKAGES = (
-    "org.apache.hadoop:hadoop-aws:3.4.2,software.amazon.awssdk:bundle:2.29.52,"
-    + delta_conf()["spark.jars.packages"]
-)
+# What an EMR step's spark-submit is given on a cluster that lacks them (EMR ships both).
+SUBMIT_PACKAGES = ",".join([*jars.S3A, *jars.DELTA])
 MINI_IMAGES = 72
 
 
 @pytest.fixture(scope="module", autouse=True)
 def s3a_jars() -> None:
-    """The S3A jars in the local Maven repository (``make jars``), where Spark resolves them."""
-    jar = Path.home() / ".m2/repository/org/apache/hadoop/hadoop-aws/3.4.2/hadoop-aws-3.4.2.jar"
-    if not jar.exists():
+    """The S3A and Delta jars in the local Maven repository (``make jars``)."""
+    _, missing = jars.local_jars([jars.S3A[0], jars.DELTA[0]], jars.maven_repository())
+    if missing:
         if os.environ.get("FRUITS_REQUIRE_S3A"):
-            pytest.fail(f"FRUITS_REQUIRE_S3A is set but {jar} is missing")
-        pytest.skip(f"needs the S3A jars in ~/.m2 (run `make jars`); not found: {jar}")
+            pytest.fail(f"FRUITS_REQUIRE_S3A is set but {missing} are not in ~/.m2")
+        pytest.skip(f"needs the S3A jars in ~/.m2 (run `make jars`); missing: {missing}")
 
 
 @pytest.fixture(scope="module")
@@ -64,19 +62,13 @@ def s3_endpoint(moto_endpoint: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def aws_env(s3_endpoint: str, tmp_path_factory) -> dict[str, str]:
-    """The environment of a run: the endpoint variable, fake credentials, the jars of S3A,
-    and a local folder for the event logs (EMR keeps them in its HDFS)."""
-    events = tmp_path_factory.mktemp("spark-events")
+def aws_env(s3_endpoint: str) -> dict[str, str]:
+    """The environment of a run as the README gives it: the endpoint and credentials."""
     return {
-        "FRUITS_SPARK_EVENTS": f"file://{events}",
         **os.environ,
         "AWS_ENDPOINT_URL": s3_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "FRUITS_SPARK_PACKAGES": S3A_PACKAGES,
-        "PYSPARK_PYTHON": sys.executable,
         "KEDRO_DISABLE_TELEMETRY": "true",
     }
 
@@ -267,7 +259,7 @@ def test_spark_submit_runs_the_packaged_project(emr_run, aws_env, s3, tmp_path):
         "--master",
         "local[2]",
         "--packages",
-        S3A_PACKAGES,
+        SUBMIT_PACKAGES,
         "--exclude-packages",
         delta_conf()["spark.jars.excludes"],
         str(dist / "spark_entrypoint.py"),
@@ -279,8 +271,11 @@ def test_spark_submit_runs_the_packaged_project(emr_run, aws_env, s3, tmp_path):
         f"{WEIGHTS},reduction.k=30",
     ]
 
+    # EMR's own spark-defaults name its HDFS folder for event logs; this machine has none.
+    env = {**aws_env, "FRUITS_SPARK_EVENTS": f"file://{tmp_path / 'spark-events'}"}
+    (tmp_path / "spark-events").mkdir()
     result = subprocess.run(
-        command, cwd=tmp_path, env=aws_env, capture_output=True, text=True, timeout=900, check=False
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False
     )
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

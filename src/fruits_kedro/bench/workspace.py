@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from pyspark.sql import SparkSession
 
 from fruits_kedro.tools.fetch import IMAGE_SUFFIXES
 
@@ -30,13 +31,28 @@ def shared_folder() -> Path:
 
 @contextlib.contextmanager
 def workspace(keep: Path | None) -> Iterator[Path]:
-    """``keep`` (created, kept afterwards), or a temporary folder removed afterwards."""
+    """``keep`` (created, kept afterwards), or a temporary folder removed afterwards.
+
+    The Spark session of the runs in it stops first: it closes its event log there.
+    """
     if keep is not None:
         keep.mkdir(parents=True)
-        yield keep.resolve()
+        try:
+            yield keep.resolve()
+        finally:
+            _stop_spark()
         return
     with tempfile.TemporaryDirectory(prefix="fruits-benchmark-") as tmp:
-        yield Path(tmp)
+        try:
+            yield Path(tmp)
+        finally:
+            _stop_spark()
+
+
+def _stop_spark() -> None:
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
 
 
 def scratch_project(project: Path, target: Path) -> Path:

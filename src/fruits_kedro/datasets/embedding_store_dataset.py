@@ -62,7 +62,7 @@ ERASURES_SCHEMA = StructType(
     ]
 )
 _TABLES = {"embeddings": EMBEDDINGS_SCHEMA, "files": FILES_SCHEMA, "erasures": ERASURES_SCHEMA}
-STAGING = "_staging"  # the chunk being committed
+STAGING = "staging"  # the chunk being committed (a hidden name would be skipped on read)
 
 
 @dataclass(frozen=True)

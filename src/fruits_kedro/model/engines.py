@@ -17,6 +17,7 @@ import numpy as np
 from fruits_kedro.model.mobilenet import (
     FEATURE_DIM,
     fresh_model_from_weights,
+    keras_messages_logged,
     model_from_weights,
     preprocess,
 )
@@ -115,7 +116,8 @@ def _to_tflite(weights: list[np.ndarray], input_size: int) -> bytes:
     import tensorflow as tf  # noqa: PLC0415
 
     model = fresh_model_from_weights(weights, input_size)
-    return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    with keras_messages_logged():
+        return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
 
 
 class KerasEngine:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import PurePosixPath
@@ -13,6 +14,8 @@ import numpy as np
 from fruits_kedro.model.native_logs import quiet_native_logs
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import keras
 
 FEATURE_DIM = 1280
@@ -83,3 +86,18 @@ def fresh_model_from_weights(weights: list[np.ndarray], input_size: int) -> kera
 
         keras.backend.clear_session()
     return model_from_weights(weights, input_size)
+
+
+@contextlib.contextmanager
+def keras_messages_logged() -> Iterator[None]:
+    """Keras' messages (e.g. the "Saved artifact at ..." of a TFLite conversion) go to the
+    ``absl`` logger instead of being printed, for as long as the block runs."""
+    import keras  # noqa: PLC0415
+
+    interactive = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()
+    try:
+        yield
+    finally:
+        if interactive:
+            keras.config.enable_interactive_logging()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from fruits_kedro.model.imaging import ImageDecodeError, decode_image
-from fruits_kedro.model.mobilenet import model_from_weights, preprocess
+from fruits_kedro.model.mobilenet import keras_messages_logged, model_from_weights, preprocess
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -54,7 +54,8 @@ def to_int8_tflite(
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with warnings.catch_warnings():  # about int8 I/O, which this model does not have
+    with warnings.catch_warnings(), keras_messages_logged():
+        # about int8 I/O, which this model does not have
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         return bytes(converter.convert())
 

@@ -306,7 +306,7 @@ def _sweep(
     # Each fit is mostly small Spark jobs, one per iteration: running a few at once keeps the
     # cores busy.
     with ThreadPoolExecutor(max_workers=int(params["sweep_parallelism"])) as pool:
-        results = list(pool.map(inheritable_thread_target(refit), ks))
+        results = list(pool.map(inheritable_thread_target(train_vectors.sparkSession)(refit), ks))
     train_vectors.unpersist()
     test_vectors.unpersist()
     return results

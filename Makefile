@@ -38,7 +38,7 @@ HISTORY_ENV = SPARK_HOME="$$($(BIN)/python -c 'import pyspark, os; print(os.path
   SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=file:$(abspath $(EVENTS_DIR)) -Dspark.history.ui.port=$(HISTORY_PORT)"
 
 .PHONY: install run test lint viz jars package clean cluster-up cluster-down cluster-status \
-  history history-stop checkov
+  history history-stop checkov lock
 
 install: $(VENV)/.installed
 
@@ -123,3 +123,31 @@ viz: install
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .coverage
 
+# `make lock`: poetry.lock (`poetry install`) from requirements.lock, the source of the pins:
+# Poetry locks a scratch project that requires every pin (and the dependencies they leave
+# unpinned: TensorFlow off x86-64), then re-locks this project, which keeps those versions.
+# Needs Poetry 2 (POETRY=path) and PyPI; tests/test_locks.py checks that the two locks agree.
+POETRY ?= poetry
+LOCK_SCRATCH = build/lock-scratch
+define LOCK_SCRATCH_PYPROJECT
+import json, re, tomllib
+def key(req): return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", req)[0]).lower()
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+pins = [s for s in map(str.strip, open("requirements.lock")) if s and not s.startswith("#")]
+wanted = project["dependencies"] + sum(project["optional-dependencies"].values(), [])
+unpinned = [req for req in wanted if key(req) not in set(map(key, pins))]
+print('[project]\nname = "lock-scratch"\nversion = "0"')
+print("requires-python =", json.dumps(project["requires-python"]))
+print("dependencies =", json.dumps(pins + unpinned, indent=0))
+print("[tool.poetry]\npackage-mode = false")
+endef
+export LOCK_SCRATCH_PYPROJECT
+
+lock:
+	rm -rf $(LOCK_SCRATCH) && mkdir -p $(LOCK_SCRATCH)
+	$(PYTHON) -c "$$LOCK_SCRATCH_PYPROJECT" > $(LOCK_SCRATCH)/pyproject.toml
+	$(POETRY) lock --directory $(LOCK_SCRATCH)
+	cp $(LOCK_SCRATCH)/poetry.lock poetry.lock
+	$(POETRY) lock
+	$(POETRY) check --lock
+	rm -rf $(LOCK_SCRATCH)

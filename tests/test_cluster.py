@@ -232,7 +232,7 @@ def embedding_in(*roots: int) -> int:
 def faulty_run(
     cluster: Cluster, images, weights: Path, target: Path, fault: Callable[[int], Any]
 ) -> tuple[Path, str, Any]:
-    """``kedro run --env=cluster --pipeline embedding`` in a fresh project, with ``fault``
+    """``kedro run --env=cluster --pipelines embedding`` in a fresh project, with ``fault``
     applied (given the run's PID) while it embeds; returns the project, the log, the fault."""
     project = copy_project(target)
     cluster.wait_idle()  # the executors found below are this run's
@@ -240,7 +240,7 @@ def faulty_run(
         project,
         cluster.env(),
         "--env=cluster",
-        "--pipeline=embedding",
+        "--pipelines=embedding",
         *weights_params(images[0], weights, FAULT_PARTITIONS),
     )
     try:
@@ -408,7 +408,7 @@ def test_a_killed_driver_never_leaves_a_complete_run(
     project = copy_project(tmp_path / "project")
     args = (
         "--env=cluster",
-        "--pipeline=embedding",
+        "--pipelines=embedding",
         *weights_params(images[0], weights_file, FAULT_PARTITIONS),
     )
     run = start_run(project, cluster.env(), *args)
@@ -443,7 +443,7 @@ def test_local_mode_retries_a_crashed_python_worker_and_shows_its_ui(
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     args = (
         "--env=local",
-        "--pipeline=embedding",
+        "--pipelines=embedding",
         *weights_params(images[0], weights_file, FAULT_PARTITIONS),
     )
     run = start_run(project, env, *args)

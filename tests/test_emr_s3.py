@@ -230,7 +230,7 @@ def test_rerun_overwrites_and_a_failed_run_is_marked_failed(emr_run, aws_env, s3
     project, _ = emr_run
     before = results(s3, "07_model_output/")
 
-    rerun = kedro_emr(project, aws_env, "--pipeline", "reduction", params="reduction.k=40")
+    rerun = kedro_emr(project, aws_env, "--pipelines", "reduction", params="reduction.k=40")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     csv = [k for k in results(s3, "07_model_output/pca_features.csv/")]
     assert len(csv) == len([k for k in before if "/pca_features.csv/" in k])  # replaced
@@ -238,7 +238,7 @@ def test_rerun_overwrites_and_a_failed_run_is_marked_failed(emr_run, aws_env, s3
     features = read_delta(s3, "07_model_output/pca_features")
     assert len(features) == MINI_IMAGES  # the new version only
 
-    failed = kedro_emr(project, aws_env, "--pipeline", "reduction", params="reduction.k=0")
+    failed = kedro_emr(project, aws_env, "--pipelines", "reduction", params="reduction.k=0")
     assert failed.returncode != 0
     metrics = json.loads(read_object(s3, f"{RESULTS_PREFIX}/08_reporting/run_metrics.json"))
     assert metrics["status"] == "failed"

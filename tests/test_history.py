@@ -30,7 +30,7 @@ def applications(url: str) -> list[dict]:
 
 def test_history_server_lists_the_finished_and_the_failed_run(mini_run, tmp_path):
     project = copy_project(tmp_path / "project")
-    failed = run_kedro(project, "run", "--pipeline=reduction")  # no embeddings to reduce
+    failed = run_kedro(project, "run", "--pipelines=reduction")  # no embeddings to reduce
     assert failed.returncode != 0
     events = project / "logs/spark-events"
     finished = list((mini_run.project / "logs/spark-events").glob("eventlog_v2_*"))

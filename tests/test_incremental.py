@@ -66,7 +66,7 @@ def first(tmp_path_factory, mini_dir: Path, weights_file: Path):
         shutil.copy2(source, target)
     bad = write_bad_files(images)
     project = copy_project(root / "project")
-    done = run_kedro(project, "run", "--pipeline=embedding", *params(images, weights_file))
+    done = run_kedro(project, "run", "--pipelines=embedding", *params(images, weights_file))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return project, images, 24 + len(bad)
 
@@ -91,7 +91,7 @@ def test_a_run_killed_mid_embedding_keeps_the_previous_outputs_and_resumes(
         data = make_variant(source.read_bytes(), variant_rng(5, source.name, i), (85, 95))
         (folder / f"new_{i}.jpg").write_bytes(data)
 
-    command = [sys.executable, "-m", "kedro", "run", "--pipeline=embedding"]
+    command = [sys.executable, "-m", "kedro", "run", "--pipelines=embedding"]
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     run = subprocess.Popen(
         [*command, *params(images, weights_file)],
@@ -121,7 +121,7 @@ def test_a_run_killed_mid_embedding_keeps_the_previous_outputs_and_resumes(
     metrics = json.loads((project / "data/08_reporting/run_metrics.json").read_text())
     assert metrics["status"] == "running"
 
-    done = run_kedro(project, "run", "--pipeline=embedding", *params(images, weights_file))
+    done = run_kedro(project, "run", "--pipelines=embedding", *params(images, weights_file))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     resumed = counts(project)
     assert 0 < committed < NEW

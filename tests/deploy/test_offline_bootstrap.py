@@ -124,7 +124,7 @@ def test_the_offline_environment_runs_the_embedding(
     spark_python = sorted((spark_home / "python" / "lib").glob("*.zip"))  # pyspark, py4j
     model = dist / "mobilenet_v2_224.tflite"
     project = copy_project(tmp_path / "project")
-    command = [str(python), "-m", "kedro", "run", "--env=local", "--pipeline=embedding"]
+    command = [str(python), "-m", "kedro", "run", "--env=local", "--pipelines=embedding"]
     command += ["--params", f"input_dir={mini_dir},weights={model}"]
     env = {
         **os.environ,

@@ -1,6 +1,6 @@
 """The incremental figures: a first run, the same run again, 200 new images, a killed run.
 
-``bench incremental`` runs ``kedro run --pipeline embedding`` (the
+``bench incremental`` runs ``kedro run --pipelines embedding`` (the
 listing, the embedding store, this run's embeddings) as a user does, in a scratch project over a
 linked copy of the images, and prints one JSON document:
 
@@ -56,7 +56,7 @@ def add_variants(images: Path, count: int) -> None:
 def command(images: Path, args: argparse.Namespace) -> list[str]:
     params = f"input_dir={images},weights={args.weights.resolve()},embedding.chunk_size="
     return [
-        *(sys.executable, "-m", "kedro", "run", "--pipeline=embedding"),
+        *(sys.executable, "-m", "kedro", "run", "--pipelines=embedding"),
         *("--params", params + str(args.chunk_size)),
     ]
 
@@ -66,7 +66,7 @@ def environment() -> dict[str, str]:
 
 
 def timed_run(project: Path, images: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """One ``kedro run --pipeline embedding``; its wall time and counts."""
+    """One ``kedro run --pipelines embedding``; its wall time and counts."""
     start = time.perf_counter()
     done = subprocess.run(
         command(images, args),

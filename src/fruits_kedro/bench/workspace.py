@@ -3,6 +3,7 @@ a workspace folder, Kedro runs and contexts in it, and the bytes a run wrote."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -31,28 +32,22 @@ def shared_folder() -> Path:
 
 @contextlib.contextmanager
 def workspace(keep: Path | None) -> Iterator[Path]:
-    """``keep`` (created, kept afterwards), or a temporary folder removed afterwards.
-
-    The Spark session of the runs in it stops first: it closes its event log there.
-    """
+    """``keep`` (created, kept afterwards), or a temporary folder removed when this process
+    ends: after the Spark session of its runs, which closes its event log there."""
     if keep is not None:
         keep.mkdir(parents=True)
-        try:
-            yield keep.resolve()
-        finally:
-            _stop_spark()
+        yield keep.resolve()
         return
-    with tempfile.TemporaryDirectory(prefix="fruits-benchmark-") as tmp:
-        try:
-            yield Path(tmp)
-        finally:
-            _stop_spark()
+    folder = Path(tempfile.mkdtemp(prefix="fruits-benchmark-"))
+    atexit.register(_remove_after_spark, folder)
+    yield folder
 
 
-def _stop_spark() -> None:
+def _remove_after_spark(folder: Path) -> None:
     session = SparkSession.getActiveSession()
     if session is not None:
         session.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def scratch_project(project: Path, target: Path) -> Path:

@@ -23,12 +23,13 @@ if TYPE_CHECKING:
 SHOW_VARIABLE = "FRUITS_NATIVE_LOGS"
 STDERR = 2
 # absl/TF info and warning lines (``I0000 00:00:… port.cc:153] …``), TFLite's ``INFO:`` lines,
-# and the few unprefixed lines of TensorFlow's start-up.
+# and the few unprefixed lines of TensorFlow's start-up and of its int8 converter.
 CHATTER = re.compile(
     r"^(?:[IW]\d{4} \d\d:\d\d:\d\d"
     r"|INFO: "
     r"|WARNING: All log messages before absl::InitializeLog"
     r"|To enable the following instructions:"
+    r"|fully_quantize: \d"  # the int8 converter's settings
     r")"
 )
 

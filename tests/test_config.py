@@ -29,14 +29,24 @@ OUTPUTS = [
     "accuracy_vs_k",
     "confusion_matrix_plot",
     "accuracy_vs_k_plot",
-    "predictor",
+    "classification_head",
+    "app_model",
+    "app_model_int8",
+    "model_card",
+    "model_card_md",
     "run_report",
     "image_counts",
     "run_metrics",
     "node_time_plot",
     "embedding_throughput_plot",
 ]
-IN_MEMORY = ["ingested_images", "image_changes"]
+IN_MEMORY = [
+    "ingested_images",
+    "image_changes",
+    "head_inputs",
+    "app_backbones",
+    "app_accuracy",
+]
 READERS = ["image_reader"]  # no files of their own: they read the paths a run names
 # An earlier run's output, read back (null when absent): the same entry under another name.
 PREVIOUS = {

@@ -167,9 +167,17 @@ def test_classifier_metrics_confusion_and_sweep_agree(finished_run):
 
     sweep = json.loads((data / "08_reporting/accuracy_vs_k.json").read_text())
     assert [p["k"] for p in sweep["points"]] == [10, MINI_RUN_K]
-    assert sweep["points"][-1]["accuracy"] == metrics["accuracy"]
+    if metrics["head"]["features"] == "pca":  # the model's own point
+        assert sweep["points"][-1]["accuracy"] == metrics["accuracy"]
+    scores = metrics["head"]["validation"]
+    assert len(scores) == 3 and all(0 <= c["validation_accuracy"] <= 1 for c in scores)
+    chosen = min(scores, key=lambda c: (-c["validation_accuracy"], c["validation_log_loss"]))
+    assert {k: metrics["head"][k] for k in ("features", "transform", "reg_param")} == {
+        k: chosen[k] for k in ("features", "transform", "reg_param")
+    }
+    assert metrics["inputs"] == 1280  # the candidates read the features
     assert (data / "06_models/classifier_model/stages").is_dir()
-    assert (data / "06_models/predictor/engine/model.tflite").stat().st_size > 1_000_000
+    assert (data / "06_models/app/fruits_classifier.tflite").stat().st_size > 1_000_000
 
 
 def test_plots_and_the_report_are_written(finished_run):

@@ -188,8 +188,9 @@ def test_every_output_lands_in_the_results_bucket(emr_run, s3):
     for model in (
         "06_models/classifier_model/metadata/_SUCCESS",
         "06_models/embedding_model/model.tflite",
-        "06_models/predictor/predictor.json",
-        "06_models/predictor/engine/model.tflite",
+        "06_models/app/fruits_classifier.tflite",
+        "06_models/app/model_card.json",
+        "06_models/app/model_card.md",
     ):
         assert f"{RESULTS_PREFIX}/{model}" in keys, model
     # the image bytes are read once from the dataset bucket and never copied

@@ -26,13 +26,22 @@ PIPELINE_NODES = {
         "reduction.plot_pca_scatter",
     },
     "classification": {
+        "classification.select_head",
+        "classification.head_inputs",
         "classification.train_classifier",
         "classification.evaluate_classifier",
         "classification.sweep_k",
         "classification.plot_confusion_matrix",
         "classification.plot_accuracy_vs_k",
     },
-    "export": {"export.export_predictor"},
+    # the app models are checked on the held-out images: export runs the listing too
+    "export": {
+        "ingestion.label_images",
+        "export.app_backbones",
+        "export.export_app_models",
+        "export.evaluate_app_models",
+        "export.model_card",
+    },
 }
 
 
@@ -62,7 +71,9 @@ def test_viz_build_shows_every_pipeline_and_node(tmp_path):
         "pca_model",
         "classification_metrics",
         "confusion_matrix_plot",
-        "predictor",
+        "app_model",
+        "app_model_int8",
+        "model_card",
     } <= datasets
     assert "run_report" not in datasets  # written when the run ends, from the saved outputs
     # each stage is a namespace: a group of its own nodes in kedro-viz

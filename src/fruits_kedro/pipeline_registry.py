@@ -12,13 +12,14 @@ def register_pipelines() -> dict[str, Pipeline]:
     """Register ``ingestion``, ``embedding``, ``reduction``, ``classification`` and ``export``.
 
     The image bytes are not persisted between ingestion and embedding (they are read once),
-    so the ``embedding`` pipeline runs the ingestion node too.
+    so the ``embedding`` and ``export`` pipelines run the ingestion node too.
 
     Returns:
         The pipelines by name; ``__default__`` runs them all.
     """
     pipelines = find_pipelines(raise_errors=True)
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
-    if "embedding" in pipelines:
-        pipelines["embedding"] = ingestion.create_pipeline() + pipelines["embedding"]
+    for name in ("embedding", "export"):
+        if name in pipelines:
+            pipelines[name] = ingestion.create_pipeline() + pipelines[name]
     return pipelines

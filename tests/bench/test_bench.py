@@ -98,7 +98,7 @@ def test_end_to_end_benchmark_times_the_whole_run(tmp_path, random_weights):
         "embedding.embed_images",
         "reduction.fit_pca",
         "classification.sweep_k",
-        "export.export_predictor",
+        "export.export_app_models",
     } <= set(result["node_wall_time_s"])
     assert result["driver_jvm_rss_mb"] > 100  # the Spark JVM of this process was seen
     assert result["driver_python_rss_mb"] > 50
@@ -123,3 +123,34 @@ def test_int8_benchmark_prints_one_json_line(tmp_path, random_weights, capsys):
     assert result["int8_model_bytes"] < result["fp32_model_bytes"]
     assert 0 <= result["fp32_lr_accuracy"] <= 1
     assert -1 <= result["mean_cosine"] <= 1
+
+
+@pytest.mark.shared
+def test_app_benchmark_checks_the_files_of_a_finished_run(mini_run, tmp_path):
+    code = main(
+        [
+            "app",
+            "--run-dir",
+            str(mini_run.project),
+            "--input-dir",
+            str(mini_run.images),  # the bad files among them are skipped
+            "--project-dir",
+            str(mini_run.project),
+            "--output",
+            str(tmp_path / "result.json"),
+        ]
+    )
+
+    assert code == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert (result["test_images"], result["classes"]) == (24, 8)
+    assert result["files"]["fp32"]["bytes"] > result["files"]["int8"]["bytes"] > 1_000_000
+    assert result["files"]["fp32"]["top1_accuracy"] >= 0.9
+    assert result["files"]["fp32"]["latency_ms_1_thread"] > 0
+    assert result["fp32_top1_identical_to_pipeline"] == 1.0
+    assert result["fp32_max_probability_difference"] < 1e-4
+    mediapipe = result["mediapipe"]["fp32"]
+    assert mediapipe["top1_agreement_with_fruits_predict"] >= 0.9
+    assert {label for example in mediapipe["examples"] for label, _ in example["top"]} <= set(
+        json.loads((mini_run.data / "06_models/app/model_card.json").read_text())["labels"]
+    )

@@ -1,4 +1,4 @@
-"""``fruits-predict``: one JSON line per photo from the predictor a real run exported."""
+"""``fruits-predict``: one JSON line per photo from the app model file a real run exported."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from tests.conftest import MiniRun
 
 pytestmark = [pytest.mark.shared, pytest.mark.e2e]
+
+APP_FILE = "06_models/app/fruits_classifier.tflite"
 
 
 def predict(*args: str | Path) -> subprocess.CompletedProcess:
@@ -51,7 +53,7 @@ def test_top_labels_match_the_spark_pipeline(mini_run, spark_predictions, tmp_pa
     missing = tmp_path / "missing.jpg"
     text = tmp_path / "notes.jpg"
     text.write_text("not a photo")
-    model = mini_run.data / "06_models/predictor"
+    model = mini_run.data / APP_FILE
 
     result = predict(*chosen["local_path"], missing, text, "--model", model, "--repeat", "2")
 
@@ -71,7 +73,7 @@ def test_top_labels_match_the_spark_pipeline(mini_run, spark_predictions, tmp_pa
 
 
 def test_every_image_failing_exits_non_zero(mini_run, tmp_path):
-    result = predict(tmp_path / "nothing.jpg", "--model", mini_run.data / "06_models/predictor")
+    result = predict(tmp_path / "nothing.jpg", "--model", mini_run.data / APP_FILE)
 
     assert result.returncode == 1
     assert json.loads(result.stdout) == {
@@ -81,10 +83,10 @@ def test_every_image_failing_exits_non_zero(mini_run, tmp_path):
 
 
 def test_a_missing_model_says_how_to_make_one(tmp_path):
-    result = predict(tmp_path / "a.jpg", "--model", tmp_path / "no-model")
+    result = predict(tmp_path / "a.jpg", "--model", tmp_path / "no-model.tflite")
 
     assert result.returncode == 2
-    assert "no predictor at" in result.stderr
+    assert "no model at" in result.stderr
     assert "kedro run" in result.stderr
     assert result.stdout == ""
 
@@ -92,7 +94,7 @@ def test_a_missing_model_says_how_to_make_one(tmp_path):
 def test_main_in_process_prints_one_line_per_image(mini_run, spark_predictions, capsys):
     image = spark_predictions["local_path"].iloc[0]
 
-    status = main([image, "--model", str(mini_run.data / "06_models/predictor"), "--top", "2"])
+    status = main([image, "--model", str(mini_run.data / APP_FILE), "--top", "2"])
 
     out, err = capsys.readouterr()
     assert status == 0
@@ -101,3 +103,24 @@ def test_main_in_process_prints_one_line_per_image(mini_run, spark_predictions, 
     assert line["top"][0]["label"] == spark_predictions["predicted_label"].iloc[0]
     assert len(line["top"]) == 2
     assert "model loaded in" in err
+
+
+def test_the_int8_file_runs_from_the_project_folder(mini_run, spark_predictions):
+    images = spark_predictions["local_path"].head(4).tolist()
+
+    result = subprocess.run(
+        [sys.executable, "-m", "fruits_kedro.tools.predict", *images, "--int8", "--top", "1"],
+        cwd=mini_run.project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    agreed = [
+        line["top"][0]["label"] == label
+        for line, label in zip(lines, spark_predictions["predicted_label"], strict=False)
+    ]
+    assert len(lines) == 4 and sum(agreed) >= 3  # int8 features are close to fp32's, not equal

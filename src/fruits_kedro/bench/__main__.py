@@ -5,6 +5,7 @@
     python -m fruits_kedro.bench cluster      --master spark://127.0.0.1:7077 [--input-dir DIR]
     python -m fruits_kedro.bench incremental  [--input-dir DIR] [--new 200]
     python -m fruits_kedro.bench int8         [--input-dir DIR] [--calibration-images 200]
+    python -m fruits_kedro.bench app          [--input-dir DIR] [--run-dir PROJECT]
 
 Defaults read the shared sample and weights (``$FRUITS_SHARED`` or ``../shared``). Run each alone:
 the cores are shared.
@@ -18,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fruits_kedro.bench import cluster, embedding, end_to_end, incremental, int8
+from fruits_kedro.bench import app, cluster, embedding, end_to_end, incremental, int8
 from fruits_kedro.bench.workspace import image_files, shared_folder
 from fruits_kedro.model.mobilenet import WEIGHTS_FILE_NAME
 
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "cluster": cluster,
     "incremental": incremental,
     "int8": int8,
+    "app": app,
 }
 
 

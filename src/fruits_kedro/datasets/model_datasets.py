@@ -1,4 +1,4 @@
-"""Datasets of the exported models: the embedding model artifact and the predictor."""
+"""Datasets of the exported models: the embedding model artifact and the app's model files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from kedro.io import AbstractDataset, DatasetError
 
 from fruits_kedro.model import bundle
 from fruits_kedro.model.engines import ModelArtifact
-from fruits_kedro.model.predictor import Predictor
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -20,11 +19,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class _FolderDataset(AbstractDataset[T, T], Generic[T]):
-    """A model written as a folder of files by ``bundle``, local or remote (fsspec)."""
-
-    _save_fn: Callable[[AbstractFileSystem, str, Any], None]
-    _load_fn: Callable[[AbstractFileSystem, str], Any]
+class _OnFilesystem(AbstractDataset[T, T], Generic[T]):
+    """A path on any fsspec filesystem (local, S3, ...)."""
 
     def __init__(
         self,
@@ -34,12 +30,25 @@ class _FolderDataset(AbstractDataset[T, T], Generic[T]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Create a dataset for the folder ``filepath`` (a path or any fsspec URL)."""
+        """Create a dataset for ``filepath`` (a path or any fsspec URL)."""
         self._filepath = filepath
         self._fs, self._path = fsspec.core.url_to_fs(
             filepath, **(credentials or {}), **(fs_args or {})
         )
         self.metadata = metadata
+
+    def _exists(self) -> bool:
+        return bool(self._fs.exists(self._path))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath}
+
+
+class _FolderDataset(_OnFilesystem[T]):
+    """A model written as a folder of files by ``bundle``."""
+
+    _save_fn: Callable[[AbstractFileSystem, str, Any], None]
+    _load_fn: Callable[[AbstractFileSystem, str], Any]
 
     def load(self) -> T:
         """Load the model; fails with the path when there is none."""
@@ -52,12 +61,6 @@ class _FolderDataset(AbstractDataset[T, T], Generic[T]):
         """Save the model, replacing any previous one."""
         type(self)._save_fn(self._fs, self._path, data)
 
-    def _exists(self) -> bool:
-        return bool(self._fs.exists(self._path))
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath}
-
 
 class ModelArtifactDataset(_FolderDataset[ModelArtifact]):
     """The embedding model the workers run (TFLite flatbuffer or Keras weights)."""
@@ -66,8 +69,18 @@ class ModelArtifactDataset(_FolderDataset[ModelArtifact]):
     _load_fn = staticmethod(bundle.load_artifact)
 
 
-class PredictorDataset(_FolderDataset[Predictor]):
-    """Embedding model + PCA + classifier as plain arrays, for ``fruits-predict``."""
+class BytesDataset(_OnFilesystem[bytes]):
+    """One file's bytes; empty bytes mean no file (it is removed)."""
 
-    _save_fn = staticmethod(bundle.save_predictor)
-    _load_fn = staticmethod(bundle.load_predictor)
+    def load(self) -> bytes:
+        """The file's bytes (empty when there is no file)."""
+        return bytes(self._fs.cat_file(self._path)) if self._fs.exists(self._path) else b""
+
+    def save(self, data: bytes) -> None:
+        """Write the file (its folder made), or remove it when ``data`` is empty."""
+        if not data:
+            if self._fs.exists(self._path):
+                self._fs.rm(self._path)
+            return
+        self._fs.makedirs(self._fs._parent(self._path), exist_ok=True)
+        self._fs.pipe_file(self._path, data)

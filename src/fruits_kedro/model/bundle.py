@@ -1,7 +1,6 @@
 """Folder formats of the exported models, on any fsspec filesystem (local, S3, ...).
 
 * a model artifact: ``artifact.json`` + ``model.tflite`` (TFLite) or ``weights.npz`` (Keras);
-* a predictor: ``predictor.json`` + ``arrays.npz`` + the artifact in ``engine/``.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fruits_kedro.model.engines import ModelArtifact
-from fruits_kedro.model.predictor import Dense, Predictor
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -22,9 +20,6 @@ if TYPE_CHECKING:
 ARTIFACT_JSON = "artifact.json"
 TFLITE_FILE = "model.tflite"
 WEIGHTS_FILE = "weights.npz"
-PREDICTOR_JSON = "predictor.json"
-ARRAYS_FILE = "arrays.npz"
-ENGINE_FOLDER = "engine"
 FORMAT_VERSION = 1
 
 
@@ -76,46 +71,3 @@ def load_artifact(fs: AbstractFileSystem, folder: str) -> ModelArtifact:
         weights = _read_npz(fs, f"{folder}/{WEIGHTS_FILE}")
         payload = [weights[name] for name in sorted(weights)]
     return ModelArtifact(payload=payload, **meta)
-
-
-def save_predictor(fs: AbstractFileSystem, folder: str, predictor: Predictor) -> None:
-    """Write ``predictor`` to ``folder``, replacing what was there."""
-    _fresh(fs, folder)
-    save_artifact(fs, f"{folder}/{ENGINE_FOLDER}", predictor.artifact)
-    arrays = {
-        "pca_mean": predictor.pca_mean,
-        "pca_components": predictor.pca_components,
-        "scaler_mean": predictor.scaler_mean,
-        "scaler_std": predictor.scaler_std,
-    }
-    for i, layer in enumerate(predictor.layers):
-        arrays[f"layer{i}_weights"], arrays[f"layer{i}_bias"] = layer.weights, layer.bias
-    _write_npz(fs, f"{folder}/{ARRAYS_FILE}", arrays)
-    meta = {
-        "format": FORMAT_VERSION,
-        "resample": predictor.resample,
-        "layers": len(predictor.layers),
-        "labels": list(predictor.labels),
-        "info": predictor.info,
-    }
-    _write_json(fs, f"{folder}/{PREDICTOR_JSON}", meta)
-
-
-def load_predictor(fs: AbstractFileSystem, folder: str) -> Predictor:
-    """Read the predictor written by :func:`save_predictor`."""
-    meta = _read_json(fs, f"{folder}/{PREDICTOR_JSON}")
-    arrays = _read_npz(fs, f"{folder}/{ARRAYS_FILE}")
-    layers = tuple(
-        Dense(arrays[f"layer{i}_weights"], arrays[f"layer{i}_bias"]) for i in range(meta["layers"])
-    )
-    return Predictor(
-        artifact=load_artifact(fs, f"{folder}/{ENGINE_FOLDER}"),
-        resample=meta["resample"],
-        pca_mean=arrays["pca_mean"],
-        pca_components=arrays["pca_components"],
-        scaler_mean=arrays["scaler_mean"],
-        scaler_std=arrays["scaler_std"],
-        layers=layers,
-        labels=tuple(meta["labels"]),
-        info=meta.get("info", {}),
-    )

@@ -1,4 +1,4 @@
-"""Export: the embedding model, PCA and classifier as one predictor for ``fruits-predict``."""
+"""Export: the app's model files (MobileNetV2 and the folded head in one TFLite graph) and card."""
 
 from .pipeline import create_pipeline
 

@@ -48,12 +48,12 @@ def started_here(settings: dict[str, str], repository: Path) -> dict[str, str]:
     """
     resolved = dict(settings)
     packages = [p for p in resolved.pop("spark.jars.packages", "").split(",") if p]
-    if DELTA_EXTENSION in resolved.get("spark.sql.extensions", ""):
-        packages += [
-            p for p in jars.DELTA[:1] if not any(q.startswith("io.delta:") for q in packages)
-        ]
-    if resolved.get("spark.hadoop.fs.s3.impl") == S3A_FILE_SYSTEM:
-        packages += [p for p in jars.S3A[:1] if p not in packages]
+    delta = DELTA_EXTENSION in resolved.get("spark.sql.extensions", "")
+    if delta and not any(p.startswith("io.delta:") for p in packages):
+        packages.append(jars.DELTA[0])
+    s3a = resolved.get("spark.hadoop.fs.s3.impl") == S3A_FILE_SYSTEM
+    if s3a and jars.S3A[0] not in packages:
+        packages.append(jars.S3A[0])
     files, missing = jars.local_jars(packages, repository)
     if files:
         resolved["spark.jars"] = ",".join(
